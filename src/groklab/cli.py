@@ -1,0 +1,170 @@
+"""The `groklab` command. Thin: flags come from the config dataclasses (tyro); the work is `run(config)`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import tyro
+
+from groklab.config import RunConfig
+from groklab.errors import GroklabError
+
+TrainFlags = Annotated[RunConfig, tyro.conf.arg(name="")]  # --task.op, not --config.task.op
+
+
+class _Progress:
+    """A live bar with step, train and validation accuracy; silent with --quiet."""
+
+    def __init__(self, total: int, quiet: bool, title: str):
+        self.total, self.quiet = total, quiet
+        self._last = 0.0
+        self.row: dict = {}
+        if quiet:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[acc]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
+        )
+        self.task = self.bar.add_task(title, total=total, acc="")
+
+    def __enter__(self) -> "_Progress":
+        if not self.quiet:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.quiet:
+            self.bar.stop()
+
+    def __call__(self, step: int, row: dict | None) -> None:
+        if row is not None:
+            self.row = row
+        if self.quiet:
+            return
+        now = time.perf_counter()
+        if row is None and now - self._last < 0.1 and step < self.total:
+            return  # redraw at most ten times a second: the bar must not slow training
+        self._last = now
+        acc = f"train {100 * self.row.get('train_acc', 0):5.1f}%  val {100 * self.row.get('val_acc', 0):5.1f}%" if self.row else ""
+        self.bar.update(self.task, completed=step, acc=acc)
+
+
+def _report(result, quiet: bool) -> None:
+    if result.interrupted:
+        print(f"stopped at step {result.rows[-1]['step'] if result.rows else 0}; continue with: groklab resume {result.run_dir}", file=sys.stderr)
+        raise SystemExit(130)
+    s = result.summary
+    if quiet:
+        return
+    final = s["final"]
+
+    def fmt(step):
+        return "never" if step is None else f"step {step}"
+
+    print(
+        f"train accuracy ≥ 99%: {fmt(s['train_acc_99_step'])}; validation accuracy ≥ 99%: {fmt(s['val_acc_99_step'])}\n"
+        f"final: train {100 * final['train_acc']:.1f}%, validation {100 * final['val_acc']:.1f}%; "
+        f"{s['steps']} steps in {s['wall_time_s']:.1f} s on {s['device']}"
+    )
+    if result.run_dir is not None:
+        print(f"run directory: {result.run_dir}")
+
+
+def _train(cfg: RunConfig, quiet: bool, resume_dir: Optional[str] = None):
+    from groklab.train import resume, run
+
+    with _Progress(cfg.train.steps, quiet, "training") as progress:
+        if resume_dir is not None:
+            return resume(resume_dir, on_step=progress)
+        return run(cfg, on_step=progress)
+
+
+def _plot(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    from groklab.report import plot_curves
+    from groklab.store import load_run
+
+    r = load_run(run_dir)
+    s = r.summary or {}
+    cfg = r.config
+    what = f"{cfg.task.op} mod {cfg.task.p}" if cfg.task.group == "modular" else f"{cfg.task.op} in S_{cfg.task.n}"
+    title = f"{what}, {cfg.model.arch}, train fraction {cfg.task.train_frac}"
+    if cfg.task.corrupt_frac:
+        title += f", corrupted {cfg.task.corrupt_frac}"
+    crossings = {"train 99%": s.get("train_acc_99_step"), "val 99%": s.get("val_acc_99_step")}
+    return plot_curves(r.rows, out or Path(run_dir) / "curves.png", title=title, crossings=crossings)
+
+
+# --- commands ------------------------------------------------------------------------------------------
+def train(config: TrainFlags, quiet: bool = False) -> None:
+    """Train one run; with --out, write its run directory (config, metrics, checkpoints, summary, curves.png)."""
+    result = _train(config, quiet)
+    _report(result, quiet)
+    if result.run_dir is not None:
+        _plot(result.run_dir)
+
+
+def resume(run_dir: tyro.conf.Positional[str], quiet: bool = False) -> None:
+    """Continue a run that was stopped (Ctrl-C, a crash, kill -9) from its last saved state."""
+    from groklab.store import RunDir
+
+    cfg = RunDir(Path(run_dir)).read_config()
+    result = _train(cfg, quiet, resume_dir=run_dir)
+    _report(result, quiet)
+    _plot(result.run_dir)
+
+
+def plot(run_dir: tyro.conf.Positional[str], out: Optional[str] = None) -> None:
+    """Draw curves.png: accuracy and loss against steps on a log axis."""
+    print(_plot(run_dir, out))
+
+
+def ops() -> None:
+    """List the operations available, by task group."""
+    from groklab.tasks.ops import MODULAR_OPS, PERMUTATION_OPS
+
+    print("task.group=modular (mod p; --task.p):")
+    for op in MODULAR_OPS.values():
+        print(f"  {op.name:<24} {op.description}{'  [p must be prime]' if op.needs_prime else ''}")
+    print("task.group=permutation (S_n; --task.n, default 5):")
+    for op in PERMUTATION_OPS.values():
+        print(f"  {op.name:<24} {op.description}")
+
+
+def demo(out: str = "runs/demo", steps: int = 4000, seed: int = 0, quiet: bool = False) -> None:
+    """A real grokking run in well under a minute on 2 CPU cores (see groklab.presets.demo); writes curves.png."""
+    from groklab import presets
+    from groklab.store import RunDir
+
+    if (Path(out) / "config.json").exists():
+        import shutil
+
+        RunDir(Path(out)).read_config()  # refuse to delete anything that is not a run directory
+        shutil.rmtree(out)
+    cfg = presets.demo(out=out, steps=steps, seed=seed)
+    if not quiet:
+        print("demo: x+y mod 59, one-hot MLP (width 256, quadratic), half the table for training, AdamW wd 0.3")
+    result = _train(cfg, quiet)
+    _report(result, quiet)
+    path = _plot(result.run_dir)
+    if not quiet:
+        print(f"plot: {path}")
+
+
+COMMANDS: dict[str, Callable] = {"train": train, "resume": resume, "plot": plot, "ops": ops, "demo": demo}
+
+
+def main(args: list[str] | None = None) -> None:
+    try:
+        tyro.extras.subcommand_cli_from_dict(COMMANDS, prog="groklab", args=args, description="groklab: study grokking.")
+    except GroklabError as e:
+        print(f"groklab: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

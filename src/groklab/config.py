@@ -1,0 +1,287 @@
+"""Typed, nested run configuration. Validated on construction, saved as config.json with every run.
+
+Every field becomes a CLI flag through tyro (`--task.train-frac 0.3`), and a sweep addresses it by its
+dotted name (`task.train_frac`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from groklab.errors import ConfigError
+from groklab.tasks.ops import GROUPS, is_prime, ops_for
+
+FORMAT_VERSION = 1
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+def _choice(name: str, value: Any, allowed) -> None:
+    _check(value in allowed, f"{name}={value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}")
+
+
+@dataclass
+class TaskConfig:
+    """The data: a binary-operation table, its train/validation split and label corruption."""
+
+    group: Literal["modular", "permutation"] = "modular"
+    """`modular`: elements 0..p-1; `permutation`: elements of S_n."""
+    op: str = "x+y"
+    """The operation (see `groklab ops`), e.g. `x+y`, `x/y`, `x^2+xy+y^2`, or `x*y*x^-1` on S_n."""
+    p: int = 97
+    """The modulus (a prime for operations with division)."""
+    n: int = 5
+    """n of S_n for permutation tasks."""
+    train_frac: float = 0.5
+    """Fraction of the whole table used for training, in (0, 1); the rest is validation."""
+    corrupt_frac: float = 0.0
+    """ξ: fraction of training labels replaced by a uniformly random wrong label, in [0, 1)."""
+    seed: int = 0
+    """Seed of the train/validation split and of the label corruption."""
+
+    def __post_init__(self) -> None:
+        _choice("task.group", self.group, GROUPS)
+        ops = ops_for(self.group)
+        _check(
+            self.op in ops,
+            f"task.op={self.op!r} is not an operation of task.group={self.group!r}; "
+            f"choose one of: {', '.join(repr(o) for o in ops)} (or see `groklab ops`)",
+        )
+        if self.group == "modular":
+            _check(self.p >= 2, f"task.p={self.p} must be at least 2")
+            if ops[self.op].needs_prime:
+                _check(is_prime(self.p), f"task.p={self.p} is not prime; task.op={self.op!r} uses the modular inverse, which needs a prime p (e.g. 97 or 113)")
+        else:
+            _check(2 <= self.n <= 7, f"task.n={self.n} must be in 2..7 (S_n has n! elements)")
+        _check(0.0 < self.train_frac < 1.0, f"task.train_frac={self.train_frac} must be in the open interval (0, 1)")
+        _check(0.0 <= self.corrupt_frac < 1.0, f"task.corrupt_frac={self.corrupt_frac} must be in [0, 1)")
+
+    @property
+    def n_elements(self) -> int:
+        return self.p if self.group == "modular" else math.factorial(self.n)
+
+    @property
+    def n_equations(self) -> int:
+        m = self.n_elements
+        return m * (m - 1) if ops_for(self.group)[self.op].nonzero_y else m * m
+
+    @property
+    def n_train(self) -> int:
+        return max(1, min(self.n_equations - 1, round(self.train_frac * self.n_equations)))
+
+
+@dataclass
+class ModelConfig:
+    """The network. `transformer` covers Power et al. (2 layers, LayerNorm) and Nanda et al. (1 layer, no
+    LayerNorm); `mlp` is the two-layer MLP of Doshi et al."""
+
+    arch: Literal["transformer", "mlp"] = "transformer"
+    init_scale: float = 1.0
+    """α: every initial weight is multiplied by this (Omnigrok)."""
+    dropout: float = 0.0
+    # transformer
+    n_layers: int = 2
+    d_model: int = 128
+    n_heads: int = 4
+    d_mlp: int = 512
+    layernorm: bool = True
+    op_token: bool = True
+    """Sequence (x, op, y, =) as in Power et al.; False gives (x, y, =) as in Nanda et al."""
+    # mlp
+    input: Literal["onehot", "embed"] = "onehot"
+    """`onehot`: one-hot(x) ⊕ one-hot(y); `embed`: learned embedding of x ⊕ of y."""
+    d_embed: int = 128
+    width: int = 500
+    depth: int = 1
+    """Number of hidden layers."""
+    bias: bool = False
+    act: Literal["relu", "gelu", "quadratic"] = "relu"
+    """Activation of the MLP (and of the transformer's MLP blocks)."""
+
+    def __post_init__(self) -> None:
+        _choice("model.arch", self.arch, ("transformer", "mlp"))
+        _choice("model.input", self.input, ("onehot", "embed"))
+        _choice("model.act", self.act, ("relu", "gelu", "quadratic"))
+        _check(self.init_scale > 0, f"model.init_scale={self.init_scale} must be positive")
+        _check(0.0 <= self.dropout < 1.0, f"model.dropout={self.dropout} must be in [0, 1)")
+        for name in ("n_layers", "d_model", "n_heads", "d_mlp", "d_embed", "width", "depth"):
+            _check(getattr(self, name) >= 1, f"model.{name}={getattr(self, name)} must be at least 1")
+        _check(
+            self.d_model % self.n_heads == 0,
+            f"model.d_model={self.d_model} must be divisible by model.n_heads={self.n_heads}",
+        )
+
+
+@dataclass
+class OptimConfig:
+    """The optimizer and learning-rate schedule."""
+
+    name: Literal["adamw", "adam", "sgd"] = "adamw"
+    """`adamw`: decoupled weight decay; `adam`: weight decay as an L2 term in the gradient; `sgd`: with momentum."""
+    lr: float = 1e-3
+    weight_decay: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-8
+    momentum: float = 0.0
+    """SGD momentum."""
+    warmup_steps: int = 10
+    """Linear learning-rate warm-up from lr/warmup_steps to lr over these steps."""
+
+    def __post_init__(self) -> None:
+        _choice("optim.name", self.name, ("adamw", "adam", "sgd"))
+        _check(self.lr > 0, f"optim.lr={self.lr} must be positive")
+        _check(self.weight_decay >= 0, f"optim.weight_decay={self.weight_decay} must be non-negative")
+        _check(0 <= self.beta1 < 1, f"optim.beta1={self.beta1} must be in [0, 1)")
+        _check(0 <= self.beta2 < 1, f"optim.beta2={self.beta2} must be in [0, 1)")
+        _check(0 <= self.momentum < 1, f"optim.momentum={self.momentum} must be in [0, 1)")
+        _check(self.warmup_steps >= 0, f"optim.warmup_steps={self.warmup_steps} must be non-negative")
+
+
+@dataclass
+class TrainConfig:
+    """The training run: steps, batches, loss, precision, device, and when to evaluate and checkpoint."""
+
+    steps: int = 100_000
+    batch_size: Optional[int] = 512
+    """Minibatch size; None trains full batch."""
+    loss: Literal["ce", "mse"] = "ce"
+    """`ce`: cross-entropy; `mse`: squared error to one-hot targets, summed over classes (Doshi et al.)."""
+    dtype: Literal["float32", "float64"] = "float32"
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    seed: int = 0
+    """Seed of the initialization, the minibatches and dropout."""
+    eval_points: int = 100
+    """Number of log-spaced evaluation steps (dense early, sparse late; step 0 and the last step always)."""
+    eval_every: Optional[int] = None
+    """Evaluate every this many steps instead of log-spaced."""
+    checkpoint_points: int = 30
+    """Number of log-spaced steps at which model weights are kept (always including the last)."""
+    resume_every_s: float = 60.0
+    """Save the resume state at least this often (seconds), besides every checkpoint step."""
+    eval_batch_size: int = 16384
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 1, f"train.steps={self.steps} must be at least 1")
+        _check(self.batch_size is None or self.batch_size >= 1, f"train.batch_size={self.batch_size} must be at least 1 (or None for full batch)")
+        _choice("train.loss", self.loss, ("ce", "mse"))
+        _choice("train.dtype", self.dtype, ("float32", "float64"))
+        _choice("train.device", self.device, ("cpu", "cuda", "auto"))
+        _check(self.eval_points >= 2, f"train.eval_points={self.eval_points} must be at least 2")
+        _check(self.eval_every is None or self.eval_every >= 1, f"train.eval_every={self.eval_every} must be at least 1")
+        _check(self.checkpoint_points >= 1, f"train.checkpoint_points={self.checkpoint_points} must be at least 1")
+        _check(self.eval_batch_size >= 1, f"train.eval_batch_size={self.eval_batch_size} must be at least 1")
+
+
+@dataclass
+class RunConfig:
+    """One training run: task, model, optimizer, training, and where its run directory goes."""
+
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    out: Optional[str] = None
+    """Run directory; None trains in memory and writes nothing."""
+
+    def __post_init__(self) -> None:
+        bs = self.train.batch_size
+        if bs is not None:
+            n_train = self.task.n_train
+            _check(
+                bs <= n_train,
+                f"train.batch_size={bs} is larger than the training set ({n_train} equations: "
+                f"task.train_frac={self.task.train_frac} of {self.task.n_equations}); "
+                f"use at most {n_train}, or None for full batch",
+            )
+
+    # --- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"format_version": FORMAT_VERSION, **dataclasses.asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        d = dict(d)
+        version = d.pop("format_version", FORMAT_VERSION)
+        _check(version <= FORMAT_VERSION, f"config format_version={version} is newer than this groklab ({FORMAT_VERSION}); upgrade groklab")
+        return _from_dict(cls, d, "")
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **dotted: Any) -> "RunConfig":
+        """A copy with fields changed by dotted name: `cfg.replace(**{"task.p": 113, "train.steps": 10})`."""
+        d = dataclasses.asdict(self)
+        for key, value in dotted.items():
+            set_dotted(d, key, value)
+        return _from_dict(RunConfig, d, "")
+
+
+def _from_dict(cls, d: dict, prefix: str):
+    if not isinstance(d, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a JSON object, got {d!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    _check(not unknown, f"unknown config field(s) {', '.join(prefix + u for u in unknown)}; known: {', '.join(prefix + n for n in sorted(names))}")
+    kwargs = {}
+    for key, value in d.items():
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _from_dict(tp, value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(value, tp, prefix + key)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    """Check a JSON value against a field type (int where float is expected is accepted)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], name)
+    if origin is Literal:
+        return value  # checked by the dataclass's own validation, which names the allowed values
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if tp in (int, float, str, bool) and not (isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
+        raise ConfigError(f"{name}={value!r} must be of type {tp.__name__}")
+    return value
+
+
+def set_dotted(d: dict, key: str, value: Any) -> None:
+    """Set `d["a"]["b"] = value` for key "a.b", naming the field when it does not exist."""
+    parts = key.split(".")
+    node = d
+    for i, part in enumerate(parts):
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigError(f"unknown config field {key!r} (no {'.'.join(parts[: i + 1])!r})")
+        if i == len(parts) - 1:
+            node[part] = value
+        else:
+            node = node[part]
+
+
+def get_dotted(cfg: RunConfig, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node

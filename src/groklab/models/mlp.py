@@ -1,0 +1,68 @@
+"""The MLP of Doshi, He & Gromov (2023) on operand pairs.
+
+Input one-hot(x) ⊕ one-hot(y) (length 2m), or a learned embedding of each operand concatenated; `depth`
+hidden layers of `width` neurons with activation quadratic / relu / gelu; output m classes.
+Weights: `W_in` (2m or 2·d_embed, width) into the first hidden layer (row k < m reads x = k, row m + k reads
+y = k), `W_hidden.i` (width, width) between hidden layers, `W_out` (width, n_classes) to the logits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from groklab.models.common import HookPoint, activation
+
+
+class MLP(nn.Module):
+    def __init__(
+        self,
+        n_elements: int,
+        n_classes: int,
+        width: int = 500,
+        depth: int = 1,
+        act: str = "quadratic",
+        bias: bool = False,
+        input: str = "onehot",
+        d_embed: int = 128,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.n_elements, self.input = n_elements, input
+        if input == "embed":
+            self.W_E = nn.Parameter(torch.randn(n_elements, d_embed) / math.sqrt(d_embed))
+            d_in = 2 * d_embed
+        else:
+            d_in = 2 * n_elements
+        self.W_in = nn.Parameter(torch.randn(d_in, width) / math.sqrt(d_in))
+        self.b_in = nn.Parameter(torch.zeros(width)) if bias else None
+        self.W_hidden = nn.ParameterList(nn.Parameter(torch.randn(width, width) / math.sqrt(width)) for _ in range(depth - 1))
+        self.b_hidden = nn.ParameterList(nn.Parameter(torch.zeros(width)) for _ in range(depth - 1)) if bias else None
+        self.W_out = nn.Parameter(torch.randn(width, n_classes) / math.sqrt(width))
+        self.b_out = nn.Parameter(torch.zeros(n_classes)) if bias else None
+        self.act = activation(act)
+        self.drop = nn.Dropout(dropout)
+        self.hook_pre = HookPoint()  # (B, width) first-layer pre-activations
+        self.hook_post = HookPoint()  # (B, width) last hidden layer's activations
+
+    def first_layer(self, pairs: torch.Tensor) -> torch.Tensor:
+        """(B, 2) pairs -> (B, width) pre-activations of the first hidden layer."""
+        if self.input == "embed":
+            h = torch.cat([self.W_E[pairs[:, 0]], self.W_E[pairs[:, 1]]], dim=1) @ self.W_in
+        else:
+            # one-hot(x) ⊕ one-hot(y) @ W_in is the sum of two rows of W_in: a gather, not a matmul.
+            h = self.W_in[pairs[:, 0]] + self.W_in[pairs[:, 1] + self.n_elements]
+        return h if self.b_in is None else h + self.b_in
+
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        h = self.drop(self.act(self.hook_pre(self.first_layer(pairs))))
+        for i, W in enumerate(self.W_hidden):
+            h = h @ W
+            if self.b_hidden is not None:
+                h = h + self.b_hidden[i]
+            h = self.drop(self.act(h))
+        h = self.hook_post(h)
+        out = h @ self.W_out
+        return out if self.b_out is None else out + self.b_out  # (B, n_classes)

@@ -1,0 +1,63 @@
+"""Ready configs for known setups. Each is a plain RunConfig a user can change one field of."""
+
+from __future__ import annotations
+
+from groklab.config import ModelConfig, OptimConfig, RunConfig, TaskConfig, TrainConfig
+
+
+def demo(out: str | None = "runs/demo", steps: int = 4000, seed: int = 0) -> RunConfig:
+    """A grokking run in well under a minute on 2 CPU cores.
+
+    The MLP of Doshi et al. (one-hot x ⊕ one-hot y, quadratic activation, no biases) on x+y mod 59 with
+    half the table for training, full-batch AdamW (lr 1e-3, weight decay 0.3), cross-entropy. Changed from
+    the paper for speed: p = 59 instead of 97, width 256 instead of 500, cross-entropy instead of MSE.
+    Measured: training accuracy reaches 99% about ten times earlier than validation accuracy (steps ~230
+    and ~2400 on seed 0), and validation accuracy ends at 100%.
+    """
+    return RunConfig(
+        task=TaskConfig(op="x+y", p=59, train_frac=0.5, seed=seed),
+        model=ModelConfig(arch="mlp", input="onehot", width=256, depth=1, act="quadratic", bias=False),
+        optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=0.3, warmup_steps=10),
+        train=TrainConfig(steps=steps, batch_size=None, loss="ce", seed=seed, eval_points=80, checkpoint_points=20),
+        out=out,
+    )
+
+
+def power2022(op: str = "x/y", p: int = 97, train_frac: float = 0.5, steps: int = 100_000, out: str | None = None) -> RunConfig:
+    """Power et al. (2022): 2-layer transformer (width 128, 4 heads), AdamW lr 1e-3, weight decay 1,
+    β = (0.9, 0.98), 10 warm-up steps, batch min(512, ⌈n_train/2⌉)."""
+    task = TaskConfig(op=op, p=p, train_frac=train_frac)
+    return RunConfig(
+        task=task,
+        model=ModelConfig(arch="transformer", n_layers=2, d_model=128, n_heads=4, d_mlp=512, layernorm=True, op_token=True),
+        optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=1.0, beta1=0.9, beta2=0.98, warmup_steps=10),
+        train=TrainConfig(steps=steps, batch_size=min(512, -(-task.n_train // 2))),
+        out=out,
+    )
+
+
+def nanda2023(p: int = 113, train_frac: float = 0.3, steps: int = 40_000, out: str | None = None) -> RunConfig:
+    """Nanda et al. (2023): 1-layer transformer, no LayerNorm, tokens (a, b, =), d_model 128, 4 heads,
+    d_mlp 512, ReLU; full-batch AdamW lr 1e-3, weight decay 1, β = (0.9, 0.98)."""
+    return RunConfig(
+        task=TaskConfig(op="x+y", p=p, train_frac=train_frac),
+        model=ModelConfig(arch="transformer", n_layers=1, d_model=128, n_heads=4, d_mlp=512, layernorm=False, op_token=False),
+        optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=1.0, beta1=0.9, beta2=0.98, warmup_steps=10),
+        train=TrainConfig(steps=steps, batch_size=None),
+        out=out,
+    )
+
+
+def doshi2023(p: int = 97, train_frac: float = 0.5, corrupt_frac: float = 0.0, weight_decay: float = 1.0, steps: int = 10_000, out: str | None = None) -> RunConfig:
+    """Doshi et al. (2023): MLP on one-hot x ⊕ one-hot y, width 500, quadratic activation, no biases, MSE on
+    one-hot targets, full-batch AdamW lr 1e-2 (weight decay swept; 1.0 here is a preset choice)."""
+    return RunConfig(
+        task=TaskConfig(op="x+y", p=p, train_frac=train_frac, corrupt_frac=corrupt_frac),
+        model=ModelConfig(arch="mlp", input="onehot", width=500, depth=1, act="quadratic", bias=False),
+        optim=OptimConfig(name="adamw", lr=1e-2, weight_decay=weight_decay, warmup_steps=0),
+        train=TrainConfig(steps=steps, batch_size=None, loss="mse"),
+        out=out,
+    )
+
+
+PRESETS = {"demo": demo, "power2022": power2022, "nanda2023": nanda2023, "doshi2023": doshi2023}
