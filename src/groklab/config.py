@@ -169,6 +169,8 @@ class TrainConfig:
     resume_every_s: float = 60.0
     """Save the resume state at least this often (seconds), besides every checkpoint step."""
     eval_batch_size: int = 16384
+    threads: Optional[int] = None
+    """CPU threads for this run (torch.set_num_threads); None keeps torch's default. Sweeps use 1 per run."""
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, f"train.steps={self.steps} must be at least 1")
@@ -180,6 +182,7 @@ class TrainConfig:
         _check(self.eval_every is None or self.eval_every >= 1, f"train.eval_every={self.eval_every} must be at least 1")
         _check(self.checkpoint_points >= 1, f"train.checkpoint_points={self.checkpoint_points} must be at least 1")
         _check(self.eval_batch_size >= 1, f"train.eval_batch_size={self.eval_batch_size} must be at least 1")
+        _check(self.threads is None or self.threads >= 1, f"train.threads={self.threads} must be at least 1 (or None)")
 
 
 @dataclass

@@ -181,6 +181,8 @@ def run(
     cfg, tc = config, config.train
     device = resolve_device(tc.device)
     _tune_cpu_runtime()
+    if tc.threads is not None:
+        torch.set_num_threads(tc.threads)
     dtype = torch.float64 if tc.dtype == "float64" else torch.float32
     store = RunDir(Path(cfg.out)) if cfg.out else None
     if store is not None and not resume:
