@@ -28,6 +28,7 @@ class MLP(nn.Module):
         input: str = "onehot",
         d_embed: int = 128,
         dropout: float = 0.0,
+        batchnorm: bool = False,
     ):
         super().__init__()
         self.n_elements, self.input = n_elements, input
@@ -44,6 +45,8 @@ class MLP(nn.Module):
         self.b_out = nn.Parameter(torch.zeros(n_classes)) if bias else None
         self.act = activation(act)
         self.drop = nn.Dropout(dropout)
+        # BatchNorm of each hidden layer's pre-activations; its running statistics are buffers in state_dict.
+        self.bn = nn.ModuleList(nn.BatchNorm1d(width) for _ in range(depth)) if batchnorm else None
         self.hook_pre = HookPoint()  # (B, width) first-layer pre-activations
         self.hook_post = HookPoint()  # (B, width) last hidden layer's activations
 
@@ -57,11 +60,16 @@ class MLP(nn.Module):
         return h if self.b_in is None else h + self.b_in
 
     def forward(self, pairs: torch.Tensor) -> torch.Tensor:
-        h = self.drop(self.act(self.hook_pre(self.first_layer(pairs))))
+        h = self.hook_pre(self.first_layer(pairs))
+        if self.bn is not None:
+            h = self.bn[0](h)
+        h = self.drop(self.act(h))
         for i, W in enumerate(self.W_hidden):
             h = h @ W
             if self.b_hidden is not None:
                 h = h + self.b_hidden[i]
+            if self.bn is not None:
+                h = self.bn[i + 1](h)
             h = self.drop(self.act(h))
         h = self.hook_post(h)
         out = h @ self.W_out

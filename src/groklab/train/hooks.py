@@ -34,5 +34,27 @@ class Intervention:
 
 
 def build_interventions(cfg: RunConfig, model: nn.Module) -> list[Intervention]:
-    """The interventions a config asks for, in the order they are applied."""
-    return []
+    """The interventions `cfg.reg` asks for, in the order they are applied (none with the defaults).
+
+    Before the optimizer step: gradient noise (a noisy gradient is what the filter then sees), the Grokfast
+    filter, ⊥Grad (last, so the update stays orthogonal to the weights). After it: weight noise, then the norm
+    constraint (last, so the norm equals its target after every step). Build it from the freshly initialized
+    model: the norm constraint's default target is the norm at initialization.
+    """
+    from groklab.train import interventions as iv
+
+    r = cfg.reg
+    out: list[Intervention] = []
+    if r.grad_noise > 0:
+        out.append(iv.GradNoise(model, r.grad_noise))
+    if r.grokfast == "ema":
+        out.append(iv.GrokfastEMA(model, r.grokfast_ema_alpha, r.grokfast_ema_lamb))
+    elif r.grokfast == "ma":
+        out.append(iv.GrokfastMA(model, r.grokfast_ma_window, r.grokfast_ma_lamb, r.grokfast_ma_warmup))
+    if r.orthograd:
+        out.append(iv.OrthoGrad(model, r.orthograd_rescale))
+    if r.weight_noise > 0:
+        out.append(iv.WeightNoise(model, r.weight_noise))
+    if r.constrain_norm:
+        out.append(iv.NormConstraint(model, r.norm_factor, r.norm_target))
+    return out
