@@ -18,6 +18,7 @@ from groklab.errors import ConfigError
 from groklab.tasks.ops import GROUPS, is_prime, ops_for
 
 FORMAT_VERSION = 1
+NO_DECAY_GROUPS = ("embed", "unembed", "norm", "bias")
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -104,6 +105,8 @@ class ModelConfig:
     depth: int = 1
     """Number of hidden layers."""
     bias: bool = False
+    batchnorm: bool = False
+    """MLP: BatchNorm on every hidden layer's pre-activations (running statistics are kept in checkpoints)."""
     act: Literal["relu", "gelu", "quadratic"] = "relu"
     """Activation of the MLP (and of the transformer's MLP blocks)."""
 
@@ -136,6 +139,24 @@ class OptimConfig:
     """SGD momentum."""
     warmup_steps: int = 10
     """Linear learning-rate warm-up from lr/warmup_steps to lr over these steps."""
+    schedule: Literal["constant", "cosine", "step"] = "constant"
+    """After warm-up: `constant`; `cosine` decay to lr·lr_min_frac at the last step; `step`: multiply by
+    step_gamma every step_every steps."""
+    lr_min_frac: float = 0.0
+    """Cosine schedule: the final learning rate as a fraction of lr."""
+    step_every: Optional[int] = None
+    """Step schedule: steps (after warm-up) between decays; required with schedule='step'."""
+    step_gamma: float = 0.1
+    """Step schedule: factor applied at each decay."""
+    no_decay: list[str] = field(default_factory=list)
+    """Parameter groups excluded from weight decay: any of `embed` (W_E, W_pos), `unembed` (W_U, b_U),
+    `norm` (LayerNorm and BatchNorm weights and biases), `bias` (every bias)."""
+    embed_lr: Optional[float] = None
+    """Learning rate of the embeddings (W_E, W_pos) when it differs from `lr`, e.g. the toy model of Liu et
+    al. 2022 whose phase diagrams vary the decoder's lr and weight decay apart from the embeddings'. Follows
+    the same warm-up and schedule (scaled by embed_lr / lr). None: `lr`."""
+    embed_weight_decay: Optional[float] = None
+    """Weight decay of the embeddings (W_E, W_pos) when it differs from `weight_decay`. None: `weight_decay`."""
 
     def __post_init__(self) -> None:
         _choice("optim.name", self.name, ("adamw", "adam", "sgd"))
@@ -145,6 +166,27 @@ class OptimConfig:
         _check(0 <= self.beta2 < 1, f"optim.beta2={self.beta2} must be in [0, 1)")
         _check(0 <= self.momentum < 1, f"optim.momentum={self.momentum} must be in [0, 1)")
         _check(self.warmup_steps >= 0, f"optim.warmup_steps={self.warmup_steps} must be non-negative")
+        _choice("optim.schedule", self.schedule, ("constant", "cosine", "step"))
+        _check(0.0 <= self.lr_min_frac <= 1.0, f"optim.lr_min_frac={self.lr_min_frac} must be in [0, 1]")
+        _check(
+            self.schedule != "step" or (self.step_every is not None and self.step_every >= 1),
+            f"optim.step_every={self.step_every} must be at least 1 with optim.schedule='step'",
+        )
+        _check(self.step_every is None or self.step_every >= 1, f"optim.step_every={self.step_every} must be at least 1 (or None)")
+        _check(0.0 < self.step_gamma <= 1.0, f"optim.step_gamma={self.step_gamma} must be in (0, 1]")
+        self.no_decay = list(self.no_decay)
+        _check(self.embed_lr is None or self.embed_lr > 0, f"optim.embed_lr={self.embed_lr} must be positive (or None)")
+        _check(
+            self.embed_weight_decay is None or self.embed_weight_decay >= 0,
+            f"optim.embed_weight_decay={self.embed_weight_decay} must be non-negative (or None)",
+        )
+        _check(
+            self.embed_weight_decay is None or "embed" not in self.no_decay,
+            f"optim.embed_weight_decay={self.embed_weight_decay} and optim.no_decay containing 'embed' both set the "
+            "embeddings' weight decay; use one of them",
+        )
+        for g in self.no_decay:
+            _choice("optim.no_decay", g, NO_DECAY_GROUPS)
 
 
 @dataclass
@@ -154,8 +196,9 @@ class TrainConfig:
     steps: int = 100_000
     batch_size: Optional[int] = 512
     """Minibatch size; None trains full batch."""
-    loss: Literal["ce", "mse"] = "ce"
-    """`ce`: cross-entropy; `mse`: squared error to one-hot targets, summed over classes (Doshi et al.)."""
+    loss: Literal["ce", "mse", "stablemax"] = "ce"
+    """`ce`: cross-entropy; `mse`: squared error to one-hot targets, summed over classes (Doshi et al.);
+    `stablemax`: cross-entropy with StableMax in place of softmax (Prieto et al.)."""
     dtype: Literal["float32", "float64"] = "float32"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     seed: int = 0
@@ -175,7 +218,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.steps >= 1, f"train.steps={self.steps} must be at least 1")
         _check(self.batch_size is None or self.batch_size >= 1, f"train.batch_size={self.batch_size} must be at least 1 (or None for full batch)")
-        _choice("train.loss", self.loss, ("ce", "mse"))
+        _choice("train.loss", self.loss, ("ce", "mse", "stablemax"))
         _choice("train.dtype", self.dtype, ("float32", "float64"))
         _choice("train.device", self.device, ("cpu", "cuda", "auto"))
         _check(self.eval_points >= 2, f"train.eval_points={self.eval_points} must be at least 2")
@@ -186,6 +229,51 @@ class TrainConfig:
 
 
 @dataclass
+class RegConfig:
+    """Interventions on the training step, each off by default and all composable (train/interventions.py).
+
+    Applied in this order every update: before the optimizer step gradient noise, the Grokfast filter, ⊥Grad;
+    after it weight noise, then the weight-norm constraint (so the norm is exact after every step)."""
+
+    grokfast: Literal["none", "ema", "ma"] = "none"
+    """Grokfast gradient filter (Lee et al. 2024): `ema`: g + λ·EMA(g); `ma`: g + λ·mean of the last w gradients."""
+    grokfast_ema_alpha: float = 0.98
+    """EMA decay α: h ← α·h + (1−α)·g."""
+    grokfast_ema_lamb: float = 2.0
+    """EMA amplification λ."""
+    grokfast_ma_window: int = 100
+    """MA window w."""
+    grokfast_ma_lamb: float = 5.0
+    """MA amplification λ."""
+    grokfast_ma_warmup: bool = True
+    """MA: leave gradients unfiltered until w gradients are collected (the reference implementation's default)."""
+    grad_noise: float = 0.0
+    """Standard deviation of Gaussian noise added to every gradient entry before each step (Power et al.)."""
+    weight_noise: float = 0.0
+    """Standard deviation of Gaussian noise added to every weight after each step (Power et al.)."""
+    constrain_norm: bool = False
+    """Omnigrok: after every step rescale all weights so that their total L2 norm equals the target."""
+    norm_factor: float = 1.0
+    """Target norm = (total weight norm at initialization, after model.init_scale) × this."""
+    norm_target: Optional[float] = None
+    """An absolute target norm instead of init norm × norm_factor."""
+    orthograd: bool = False
+    """⊥Grad (Prieto et al. 2025): remove from each weight tensor's gradient its component along the weights.
+    With optim.name='adamw' this is ⊥AdamW."""
+    orthograd_rescale: bool = True
+    """⊥Grad: rescale the projected gradient to the original gradient's norm, as the authors' code does."""
+
+    def __post_init__(self) -> None:
+        _choice("reg.grokfast", self.grokfast, ("none", "ema", "ma"))
+        _check(0.0 <= self.grokfast_ema_alpha < 1.0, f"reg.grokfast_ema_alpha={self.grokfast_ema_alpha} must be in [0, 1)")
+        _check(self.grokfast_ma_window >= 1, f"reg.grokfast_ma_window={self.grokfast_ma_window} must be at least 1")
+        _check(self.grad_noise >= 0, f"reg.grad_noise={self.grad_noise} must be non-negative")
+        _check(self.weight_noise >= 0, f"reg.weight_noise={self.weight_noise} must be non-negative")
+        _check(self.norm_factor > 0, f"reg.norm_factor={self.norm_factor} must be positive")
+        _check(self.norm_target is None or self.norm_target > 0, f"reg.norm_target={self.norm_target} must be positive (or None)")
+
+
+@dataclass
 class RunConfig:
     """One training run: task, model, optimizer, training, and where its run directory goes."""
 
@@ -193,6 +281,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    reg: RegConfig = field(default_factory=RegConfig)
     out: Optional[str] = None
     """Run directory; None trains in memory and writes nothing."""
 

@@ -224,7 +224,8 @@ class Run:
         data = build_dataset(self.config.task)
         model = build_model(self.config.model, data.n_elements, data.n_classes)
         weights = self.state_dict(step)
-        model.to(next(iter(weights.values())).dtype).load_state_dict(weights)
+        # the float dtype of the weights (BatchNorm's step counter is an integer buffer)
+        model.to(next(v.dtype for v in weights.values() if v.is_floating_point())).load_state_dict(weights)
         return model.eval()
 
 

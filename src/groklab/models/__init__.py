@@ -24,7 +24,7 @@ def build_model(cfg: ModelConfig, n_elements: int, n_classes: int) -> nn.Module:
     else:
         model = MLP(
             n_elements, n_classes, width=cfg.width, depth=cfg.depth, act=cfg.act, bias=cfg.bias,
-            input=cfg.input, d_embed=cfg.d_embed, dropout=cfg.dropout,
+            input=cfg.input, d_embed=cfg.d_embed, dropout=cfg.dropout, batchnorm=cfg.batchnorm,
         )
     if cfg.init_scale != 1.0:
         with torch.no_grad():

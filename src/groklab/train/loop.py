@@ -27,7 +27,7 @@ from groklab.models import build_model
 from groklab.store import RunDir
 from groklab.tasks import Dataset, build_dataset
 from groklab.train.hooks import build_interventions
-from groklab.train.optim import build_optimizer, loss_fn, lr_at
+from groklab.train.optim import build_optimizer, collapse_counts, loss_fn, lr_at
 from groklab.train.schedule import eval_steps, log_spaced_steps
 
 ACC_THRESHOLD = 0.99
@@ -78,13 +78,19 @@ def resolve_device(name: str) -> torch.device:
 
 # --- evaluation --------------------------------------------------------------------------------------
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, y: torch.Tensor, kind: str, chunk: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample loss (N,) and predicted class (N,) over x in chunks."""
+def predict(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, kind: str, chunk: int = 16384, collapse: list[int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample loss (N,) and predicted class (N,) over x in chunks. With a list `collapse`, also add to it
+    the softmax-collapse counts (samples with correct-class probability exactly 1, with zero loss gradient)."""
     losses, preds = [], []
     for i in range(0, len(y), chunk):
         logits = model(x[i : i + chunk])
         losses.append(loss_fn(logits, y[i : i + chunk], kind, reduction="none"))
         preds.append(logits.argmax(-1))
+        if collapse is not None:
+            for j, n in enumerate(collapse_counts(logits, y[i : i + chunk], kind)):
+                collapse[j] += n
     return torch.cat(losses), torch.cat(preds)
 
 
@@ -92,7 +98,8 @@ def evaluate(model: nn.Module, data: Dataset, kind: str, chunk: int = 16384) -> 
     """Train/val loss and accuracy; with corrupted labels also the clean and corrupted training subsets."""
     was_training = model.training
     model.eval()  # dropout off
-    tr_loss, tr_pred = predict(model, data.x_train, data.y_train, kind, chunk)
+    collapse = [0, 0]
+    tr_loss, tr_pred = predict(model, data.x_train, data.y_train, kind, chunk, collapse)
     va_loss, va_pred = predict(model, data.x_val, data.y_val, kind, chunk)
     model.train(was_training)
     tr_ok = tr_pred == data.y_train
@@ -101,6 +108,9 @@ def evaluate(model: nn.Module, data: Dataset, kind: str, chunk: int = 16384) -> 
         "train_acc": tr_ok.float().mean().item(),
         "val_loss": va_loss.mean().item(),
         "val_acc": (va_pred == data.y_val).float().mean().item(),
+        # Softmax collapse (Prieto et al.): training samples that float rounding has stopped teaching.
+        "train_collapse_frac": collapse[0] / len(tr_ok),
+        "train_zero_grad_frac": collapse[1] / len(tr_ok),
     }
     c = data.corrupted
     if c.any():
@@ -112,6 +122,14 @@ def evaluate(model: nn.Module, data: Dataset, kind: str, chunk: int = 16384) -> 
 
 def weight_norm(model: nn.Module) -> float:
     return math.sqrt(sum(p.detach().double().pow(2).sum().item() for p in model.parameters()))
+
+
+def last_layer_norm(model: nn.Module) -> float:
+    """Norm of the unembedding (`W_U` of the transformer, `W_out` of the MLP): the slingshot's signal (Thilak et al.)."""
+    W = getattr(model, "W_U", None)
+    if W is None:
+        W = getattr(model, "W_out", None)
+    return math.nan if W is None else torch.linalg.vector_norm(W.detach().double()).item()
 
 
 def first_crossing(rows: list[dict], key: str, threshold: float = ACC_THRESHOLD) -> int | None:
@@ -250,9 +268,10 @@ def run(
             if step in evals and step not in logged:
                 row = {"step": step, **evaluate(model, data, tc.loss, tc.eval_batch_size)}
                 row["weight_norm"] = weight_norm(model)
+                row["last_layer_norm"] = last_layer_norm(model)
                 for h in interventions:
                     row.update(h.metrics(model))
-                row["lr"] = lr_at(min(step, total - 1), cfg.optim)
+                row["lr"] = lr_at(min(step, total - 1), cfg.optim, total)
                 row["elapsed_s"] = elapsed + time.perf_counter() - t0
                 rows.append(row)
                 logged.add(step)
@@ -276,7 +295,7 @@ def run(
 
             # --- one update ---
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg.optim)
+                group["lr"] = lr_at(step, cfg.optim, total)
             if batch is None:
                 xb, yb = data.x_train, data.y_train
             else:

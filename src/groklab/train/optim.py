@@ -1,18 +1,62 @@
-"""Optimizers, the learning-rate schedule and the losses."""
+"""Optimizers, the learning-rate schedule, the losses, and the softmax-collapse measurement."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from groklab.config import OptimConfig
+from groklab.errors import ConfigError
+
+_NORM_MODULES = (nn.LayerNorm, nn.modules.batchnorm._BatchNorm, nn.GroupNorm)
+
+
+def _role(name: str) -> str:
+    """The role of a parameter from its dotted name: the last part that is not a list index
+    (`blocks.0.attn.W_Q` -> `W_Q`, `b_hidden.1` -> `b_hidden`)."""
+    return next(part for part in reversed(name.split(".")) if not part.isdigit())
+
+
+def param_groups_of(model: nn.Module) -> dict[str, set[str]]:
+    """For every parameter name, the no-decay groups it belongs to (`embed`, `unembed`, `norm`, `bias`)."""
+    norm_params = set()
+    for mod_name, mod in model.named_modules():
+        # groklab's LayerNorm is its own class; any module with `norm` in its class name counts as a norm
+        if isinstance(mod, _NORM_MODULES) or "norm" in type(mod).__name__.lower():
+            norm_params.update(f"{mod_name}.{n}" if mod_name else n for n, _ in mod.named_parameters(recurse=False))
+    groups: dict[str, set[str]] = {}
+    for name, _ in model.named_parameters():
+        role, g = _role(name), set()
+        if role in ("W_E", "W_pos"):
+            g.add("embed")
+        if role in ("W_U", "b_U"):
+            g.add("unembed")
+        if name in norm_params:
+            g.add("norm")
+        if role.startswith("b_") or role == "bias" or (name in norm_params and role in ("b", "bias")):
+            g.add("bias")
+        groups[name] = g
+    return groups
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     """AdamW decays decoupled from the gradient (Loshchilov & Hutter); Adam and SGD add weight_decay·w to
-    the gradient (coupled L2), which is what Power et al. compare AdamW against."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    the gradient (coupled L2), which is what Power et al. compare AdamW against.
+
+    With `cfg.no_decay`, the parameters of those groups go into a second parameter group with weight decay 0
+    (without it there is one group, as before). ⊥AdamW is `adamw` with `reg.orthograd` (a gradient hook)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if cfg.no_decay:
+        roles = param_groups_of(model)
+        excluded = set(cfg.no_decay)
+        decay = [p for n, p in named if not roles[n] & excluded]
+        keep = [p for n, p in named if roles[n] & excluded]
+        params: list = [{"params": decay}, {"params": keep, "weight_decay": 0.0}]
+    else:
+        params = [p for _, p in named]
     if cfg.name == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
     if cfg.name == "adam":
@@ -20,21 +64,84 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def lr_at(step: int, cfg: OptimConfig) -> float:
-    """Learning rate of update number `step` (0-based): linear warm-up over `warmup_steps`, then constant."""
+def lr_at(step: int, cfg: OptimConfig, total: int | None = None) -> float:
+    """Learning rate of update number `step` (0-based) of `total`: linear warm-up over `warmup_steps`, then
+    the schedule (`constant`; `cosine` from lr down to lr·lr_min_frac at step `total`; `step`: ×step_gamma
+    every step_every updates)."""
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = step - cfg.warmup_steps  # updates since the end of warm-up
+    if cfg.schedule == "cosine":
+        if total is None:
+            raise ValueError("lr_at: the cosine schedule needs the total number of steps")
+        frac = min(1.0, t / max(1, total - cfg.warmup_steps))  # reaches lr_min_frac just after the last update
+        lo = cfg.lr * cfg.lr_min_frac
+        return lo + (cfg.lr - lo) * 0.5 * (1.0 + math.cos(math.pi * frac))
+    if cfg.schedule == "step":
+        return cfg.lr * cfg.step_gamma ** (t // cfg.step_every)
     return cfg.lr
 
 
-def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy, or squared error to one-hot targets summed over classes and averaged over samples.
+def stablemax_s(x: torch.Tensor) -> torch.Tensor:
+    """s(x) = x + 1 for x ≥ 0 and 1 / (1 − x) for x < 0 (Prieto et al. 2025, eq. 9): grows linearly instead
+    of exponentially, so the normalized probabilities cannot round to exactly 1 as softmax's do."""
+    # where() evaluates both branches: clamp each to its own half so neither divides by zero or overflows
+    return torch.where(x >= 0, x.clamp(min=0) + 1, 1 / (1 - x.clamp(max=0)))
 
-    logits (B, C), labels (B,); returns a scalar, or (B,) with reduction="none".
+
+def log_stablemax(logits: torch.Tensor) -> torch.Tensor:
+    """log of StableMax probabilities s(x_i) / Σ_j s(x_j), over the last dimension, in the logits' dtype."""
+    s = stablemax_s(logits)
+    return s.log() - s.sum(-1, keepdim=True).log()
+
+
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy, StableMax cross-entropy, or squared error to one-hot targets summed over classes.
+
+    logits (B, C), labels (B,); returns the mean over samples, the sum, or (B,) with reduction="none".
+    `hinge` on class labels is the multi-class margin loss Σ_{c≠y} max(0, 1 − z_y + z_c) / C. Float labels
+    (sign and real-valued targets) take `target_loss`.
     """
+    if labels.is_floating_point():
+        return target_loss(logits, labels, kind, reduction)
+    if kind == "hinge":
+        return F.multi_margin_loss(logits, labels, reduction=reduction)
     if kind == "ce":
         # Softmax in float64 would be slower and hide the float32 softmax collapse the papers study.
         return F.cross_entropy(logits, labels, reduction=reduction)
-    target = F.one_hot(labels, logits.shape[-1]).to(logits.dtype)
-    per_sample = (logits - target).pow(2).sum(-1)
-    return per_sample.mean() if reduction == "mean" else per_sample
+    if kind == "stablemax":
+        per_sample = -log_stablemax(logits).gather(-1, labels[:, None]).squeeze(-1)
+    else:
+        target = F.one_hot(labels, logits.shape[-1]).to(logits.dtype)
+        per_sample = (logits - target).pow(2).sum(-1)
+    if reduction == "mean":
+        return per_sample.mean()
+    return per_sample.sum() if reduction == "sum" else per_sample
+
+
+def target_loss(out: torch.Tensor, y: torch.Tensor, kind: str, reduction: str = "mean") -> torch.Tensor:
+    """Losses on float targets y (B, d), summed over the d outputs: `mse` Σ (out − y)²; `hinge`
+    Σ max(0, 1 − y·out) for y = ±1 (Barak et al. 2022); `ce` the logistic loss Σ log(1 + e^{−y·out}) for
+    y = ±1 (binary cross-entropy on the sign)."""
+    if kind == "mse":
+        per_sample = (out - y).pow(2).sum(-1)
+    elif kind == "hinge":
+        per_sample = F.relu(1 - y * out).sum(-1)
+    elif kind == "ce":
+        per_sample = F.softplus(-y * out).sum(-1)
+    else:
+        raise ConfigError(f"train.loss={kind!r} is not defined for real-valued or ±1 targets; use mse, hinge or ce")
+    if reduction == "mean":
+        return per_sample.mean()
+    return per_sample.sum() if reduction == "sum" else per_sample
+
+
+def collapse_counts(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> tuple[int, int]:
+    """Softmax collapse (Prieto et al. 2025) on a batch, in the logits' dtype: the number of samples whose
+    correct-class softmax probability is exactly 1.0, and the number whose loss gradient with respect to the
+    logits is exactly zero in every entry (those samples no longer teach the model anything)."""
+    p_correct = logits.softmax(-1).gather(-1, labels[:, None]).squeeze(-1)
+    with torch.enable_grad():
+        z = logits.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(loss_fn(z, labels, kind, reduction="sum"), z)
+    return int((p_correct == 1.0).sum()), int((grad == 0).all(-1).sum())
