@@ -1,0 +1,241 @@
+"""Sweeps: many runs of one base config over grids of fields and seeds, resumable, aggregated.
+
+    from groklab.sweep import sweep
+    res = sweep(base, {"task.train_frac": "0.2:0.8:7", "optim.weight_decay": [0, 0.1, 1]}, seeds=3,
+                out="sweeps/frac_wd")             # executor="auto": batched or a process pool, said which
+    res.table()                                    # one row per run (also `groklab table sweeps/frac_wd`)
+
+Executors: `local` (a process pool sized to the cores, one single-threaded run per process),
+`batched` (small MLPs trained as stacked weights, many runs per process; see `groklab.sweep.batched`),
+`ray` (Ray tasks, on a local instance or a cluster), and `auto`, which picks batched or local by model
+size and device and prints why. Every executor writes the same run directories (`runs/<id>`, the id a
+stable hash of the point's config), so a sweep started with one can be finished by another, and a re-run
+only does what is missing. Layout of the sweep directory: `groklab.sweep.layout`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from groklab.config import RunConfig
+from groklab.errors import ConfigError
+from groklab.sweep.layout import SweepDir, require_new_or_resume, run_point
+from groklab.sweep.pool import Job, cpu_count, run_jobs
+from groklab.sweep.spec import DEFAULT_SEED_FIELDS, RandomAxis, SweepSpec, parse_values, run_id
+from groklab.sweep.table import sweep_table
+
+Executor = Literal["auto", "local", "batched", "ray"]
+
+# Batching pays while a step is too small to keep a core busy: below about this many multiply-adds per
+# step and run (parameters × training-set size), stacking runs beats one process per run on a CPU
+# (benchmarks/sweep.py measures both sides of it). On a GPU, batching MLPs always pays.
+BATCH_WORK_LIMIT = 2e7
+
+
+@dataclass
+class SweepResult:
+    path: Path
+    executor: str
+    reason: str
+    outcomes: dict[str, str] = field(default_factory=dict)
+    """Run id -> "done" (trained now), "skipped" (was done), "busy" (another process has it),
+    "interrupted", or "failed: why"."""
+
+    @property
+    def complete(self) -> bool:
+        return all(o in ("done", "skipped") for o in self.outcomes.values())
+
+    def counts(self) -> dict[str, int]:
+        c: dict[str, int] = {}
+        for o in self.outcomes.values():
+            k = o.split(":")[0]
+            c[k] = c.get(k, 0) + 1
+        return c
+
+    def table(self, write: bool = True):
+        return sweep_table(self.path, write=write)
+
+
+def choose_executor(cfgs: list[RunConfig], workers: int) -> tuple[str, str]:
+    """("batched" or "local", why): batched for small MLPs (or any MLP on a GPU), else a process pool."""
+    from groklab.sweep.batched import batchable
+
+    if len(cfgs) < 2:
+        return "local", "a single run"
+    for c in cfgs:
+        reason = batchable(c)
+        if reason:
+            return "local", f"per-process: {reason}"
+    work = max(_work(c) for c in cfgs)
+    if any(c.train.device in ("cuda", "auto") for c in cfgs):
+        import torch
+
+        if torch.cuda.is_available():
+            return "batched", "batched: MLPs on a GPU"
+    if work <= BATCH_WORK_LIMIT:
+        return "batched", f"batched: small MLPs ({work:.2g} multiply-adds per step ≤ {BATCH_WORK_LIMIT:.0g}), {workers} process(es) of stacked runs"
+    return "local", f"per-process: MLPs too large to gain from batching on a CPU ({work:.2g} multiply-adds per step > {BATCH_WORK_LIMIT:.0g})"
+
+
+def _work(cfg: RunConfig) -> float:
+    m, n = cfg.model, cfg.task.n_elements
+    d_in = 2 * (m.d_embed if m.input == "embed" else n)
+    params = d_in * m.width + (m.depth - 1) * m.width * m.width + m.width * n
+    rows = cfg.train.batch_size or cfg.task.n_train
+    return float(params * rows)
+
+
+def sweep(
+    base: RunConfig | None = None,
+    grid: dict[str, Any] | list[str] | None = None,
+    seeds: int | list[int] = 1,
+    *,
+    out: str | os.PathLike,
+    random: dict[str, Any] | list[str] | None = None,
+    samples: int = 0,
+    random_seed: int = 0,
+    seed_fields: tuple[str, ...] = DEFAULT_SEED_FIELDS,
+    executor: Executor = "auto",
+    workers: int | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    retries: int = 2,
+    progress: bool = True,
+) -> SweepResult:
+    """Run every point of a sweep into `out`; see the module docstring. With `resume`, an existing sweep
+    directory is finished (base/grid/seeds may then be left out: the saved spec is used)."""
+    sd = SweepDir(out)
+    given = base is not None or grid is not None or random is not None
+    spec = SweepSpec.build(base, grid, seeds, random=random, samples=samples, random_seed=random_seed, seed_fields=seed_fields) if given else None
+    spec = require_new_or_resume(sd, spec, resume)
+    points = spec.points()
+    workers = workers or cpu_count()
+    if executor not in ("auto", "local", "batched", "ray"):
+        raise ConfigError(f"executor={executor!r} is not allowed; choose one of: auto, local, batched, ray")
+    todo = [(rid, cfg) for rid, _, cfg in points if not sd.is_done(rid)]
+    outcomes = {rid: "skipped" for rid, _, _ in points if sd.is_done(rid)}
+    say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
+    if executor == "auto":
+        executor, reason = choose_executor([c for _, c in todo] or [c for _, _, c in points], workers)
+    else:
+        reason = executor
+    say(f"sweep {sd.path}: {len(points)} runs, {len(outcomes)} already done; executor: {reason}")
+    if not todo:
+        return SweepResult(sd.path, executor, reason, outcomes)
+
+    with _Bar(len(points), len(outcomes), progress) as bar:
+        if executor == "ray":
+            from groklab.sweep.ray_exec import run_ray
+
+            def on_run_end(rid: str, outcome: str) -> None:
+                if outcome in ("done", "skipped"):
+                    bar.advance(1)
+
+            outcomes.update(run_ray(str(sd.path.resolve()), [(rid, c.to_dict()) for rid, c in todo], address=address, workers=workers if not address else None, retries=retries, on_run_end=on_run_end))
+        else:
+            jobs = _plan(sd, todo, executor, workers)
+            finished: set[str] = set()
+            last_exit: dict[str, int] = {}
+            job_errors: dict[str, str] = {}
+
+            def on_job_end(job: Job, code: int) -> None:
+                new = [r for r in job.runs if r not in finished and sd.is_done(r)]
+                finished.update(new)
+                bar.advance(len(new))
+                for r in job.runs:
+                    last_exit[r] = code
+                    if job.error:
+                        job_errors[r] = job.error
+
+            _, stopped = run_jobs(jobs, workers, retries=retries, on_job_end=on_job_end, should_retry=lambda job: not all(sd.is_done(r) for r in job.runs))
+            for rid, _c in todo:
+                if sd.is_done(rid):
+                    outcomes[rid] = "done"
+                elif stopped:
+                    outcomes[rid] = "interrupted"
+                else:
+                    code = last_exit.get(rid)
+                    why = "not run" if code is None else f"worker killed by signal {-code}" if code < 0 else f"worker exited with code {code}"
+                    rec = sd.read_record(rid) or {}
+                    why = job_errors.get(rid) or why
+                    if rec.get("status") == "running":  # the process died without saying so
+                        sd.write_record(rid, status="failed", error=why)
+                        rec["error"] = why
+                    outcomes[rid] = f"failed: {rec.get('error') or why}"
+    res = SweepResult(sd.path, executor, reason, outcomes)
+    c = res.counts()
+    say("sweep: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())) + ("" if res.complete else f"; finish with: groklab sweep --out {sd.path} --resume"))
+    return res
+
+
+def _run_jobs_for(sd: SweepDir, todo: list[tuple[str, RunConfig]], executor: str) -> list[Job]:
+    return [Job("run_point", [str(sd.path), rid, cfg.to_dict(), executor], [rid]) for rid, cfg in todo]
+
+
+def _plan(sd: SweepDir, todo: list[tuple[str, RunConfig]], executor: str, workers: int) -> list[Job]:
+    """The process jobs: one per run (local); for batched, stacked chunks of fresh runs of one signature
+    (about one chunk per worker), and one job per run for started runs (they resume) and the rest."""
+    if executor == "local":
+        return _run_jobs_for(sd, todo, "local")
+    from groklab.sweep.batched import batchable, signature
+
+    groups: dict[tuple, list[tuple[str, RunConfig]]] = {}
+    singles: list[tuple[str, RunConfig]] = []
+    for rid, cfg in todo:
+        if sd.is_started(rid) or batchable(cfg) is not None:
+            singles.append((rid, cfg))
+        else:
+            groups.setdefault(signature(cfg), []).append((rid, cfg))
+    jobs = _run_jobs_for(sd, singles, "local")
+    for members in groups.values():
+        n_chunks = min(workers, len(members))
+        size = math.ceil(len(members) / n_chunks)
+        for s in range(0, len(members), size):
+            chunk = members[s : s + size]
+
+            def retry_as(chunk=chunk) -> list[Job]:
+                # the members have run directories now: they resume one per process
+                return _run_jobs_for(sd, [(r, c) for r, c in chunk if not sd.is_done(r)], "local")
+
+            jobs.append(Job("train_chunk", [str(sd.path), [[r, c.to_dict()] for r, c in chunk]], [r for r, _ in chunk], retry_as=retry_as))
+    # big chunks first, so the pool does not end waiting on one
+    jobs.sort(key=lambda j: -len(j.runs))
+    return jobs
+
+
+class _Bar:
+    """A rich progress bar over runs (not steps)."""
+
+    def __init__(self, total: int, done: int, show: bool):
+        self.show, self.total, self.done = show, total, done
+        if show:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"), TimeElapsedColumn(), TimeRemainingColumn())
+            self.task = self.bar.add_task("sweep", total=total, completed=done)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.show and n:
+            self.bar.update(self.task, completed=self.done)
+
+    def __enter__(self) -> "_Bar":
+        if self.show:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.show:
+            self.bar.stop()
+
+
+__all__ = [
+    "sweep", "SweepResult", "SweepSpec", "RandomAxis", "parse_values", "run_id", "sweep_table",
+    "choose_executor", "SweepDir", "run_point", "BATCH_WORK_LIMIT",
+]
+

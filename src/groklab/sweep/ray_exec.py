@@ -1,0 +1,76 @@
+"""The Ray executor: every point a Ray task calling `run_point` into the same run directories.
+
+Ray is an optional extra (`pip install 'groklab[ray]'`), imported only here. Without an address,
+`ray.init()` starts a local instance on this machine; with one (`auto`, `ray://host:10001`), the tasks
+go to that cluster, whose workers must see the sweep directory (a shared filesystem) and have groklab
+installed. A task whose worker dies (killed, node lost) is retried by Ray up to `retries` times, and
+the retry resumes the run from its last resume state, because `run_point` resumes a started run.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from groklab.errors import GroklabError
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise GroklabError(
+            "the Ray executor needs Ray, which is the optional extra 'ray': pip install 'groklab[ray]' "
+            "(or use --executor local)"
+        ) from None
+    return ray
+
+
+def _task(sweep_dir: str, rid: str, cfg_dict: dict) -> str:
+    from groklab.sweep.layout import run_point
+
+    return run_point(sweep_dir, rid, cfg_dict, "ray")
+
+
+def run_ray(
+    sweep_dir: str,
+    todo: list[tuple[str, dict]],
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    retries: int = 3,
+    on_run_end: Callable[[str, str], None] | None = None,
+) -> dict[str, str]:
+    """Run the points as Ray tasks; returns each run id's outcome ("done", "skipped", "busy",
+    "interrupted" or "failed: ...")."""
+    ray = import_ray()
+    started_here = False
+    if not ray.is_initialized():
+        kwargs = {"address": address} if address else ({"num_cpus": workers} if workers else {})
+        ray.init(**kwargs, log_to_driver=False, include_dashboard=False)
+        started_here = True
+    remote = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(_task)
+    outcome: dict[str, str] = {}
+    refs: dict = {}
+    try:
+        refs = {remote.remote(sweep_dir, rid, d): rid for rid, d in todo}
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            for ref in done:
+                rid = refs.pop(ref)
+                try:
+                    outcome[rid] = ray.get(ref)
+                except Exception as e:  # the task raised, or its worker died more often than retries
+                    outcome[rid] = f"failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                if on_run_end is not None:
+                    on_run_end(rid, outcome[rid])
+    except KeyboardInterrupt:
+        print("\nstopping: cancelling Ray tasks; started runs resume from their last saved state", file=sys.stderr)
+        for ref in refs:
+            ray.cancel(ref)
+        for rid in refs.values():
+            outcome[rid] = "interrupted"
+    finally:
+        if started_here:
+            ray.shutdown()
+    return outcome
