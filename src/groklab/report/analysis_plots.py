@@ -1,0 +1,168 @@
+"""Figures of the analyses (groklab.analysis computes, this module only draws). Agg backend; every PNG is
+written to a temporary name and renamed into place."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def _logx(steps):
+    # Step 0 cannot sit on a log axis; draw it at 1.
+    return [max(int(s), 1) for s in steps]
+
+
+def plot_grokking(rows: list[dict], g: dict, path: str | Path) -> Path:
+    """Accuracies against steps with the crossing steps marked."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    steps = _logx(r["step"] for r in rows)
+    for key, label, color in (("train_acc", "train", "tab:blue"), ("val_acc", "validation", "tab:red"),
+                              ("train_clean_acc", "train (clean)", "tab:green"), ("train_corrupted_acc", "train (corrupted)", "tab:purple")):
+        if any(r.get(key) is not None for r in rows):
+            ax.plot(steps, [100 * r[key] if r.get(key) is not None else float("nan") for r in rows], color=color, label=label)
+    for key, color in (("train_step", "tab:blue"), ("val_step", "tab:red")):
+        if g.get(key) is not None:
+            ax.axvline(max(g[key], 1), color=color, ls=":", lw=1)
+    gap = "never" if g.get("gap") is None else f"{g['gap']} steps"
+    ax.set(xscale="log", xlabel="step", ylabel="accuracy (%)", ylim=(-2, 102),
+           title=f"≥{100 * g['threshold']:.0f}%: train {g['train_step']}, val {g['val_step']}; gap {gap}; phase {g.get('phase')}")
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_fourier(power, keys: list[int], over: list[dict], path: str | Path, label: str = "embedding") -> Path:
+    """Norm per frequency at the last checkpoint (key frequencies highlighted), and the share of each
+    frequency in the periodic power over checkpoints."""
+    import numpy as np
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
+    pw = np.asarray(power, dtype=float)
+    f = np.arange(len(pw))
+    a.bar(f[1:], np.sqrt(pw[1:]), color=["tab:red" if i in keys else "tab:gray" for i in f[1:]])
+    a.set(xlabel="frequency f (w = 2πf/p)", ylabel="norm", title=f"{label} in the Fourier basis; key {keys}")
+    steps = sorted({r["step"] for r in over})
+    M = np.zeros((len(pw), len(steps)))
+    col = {s: j for j, s in enumerate(steps)}
+    for r in over:
+        M[r["freq"], col[r["step"]]] = r["power"]
+    M = M[1:] / np.maximum(M[1:].sum(0, keepdims=True), 1e-300)
+    im = b.imshow(M, aspect="auto", origin="lower", cmap="viridis", extent=(-0.5, len(steps) - 0.5, 0.5, len(pw) - 0.5))
+    ticks = list(range(0, len(steps), max(1, len(steps) // 8)))
+    b.set_xticks(ticks, [str(steps[i]) for i in ticks], rotation=45, fontsize=7)
+    b.set(xlabel="checkpoint step", ylabel="frequency", title="share of periodic power")
+    fig.colorbar(im, ax=b)
+    return _save(fig, path)
+
+
+def plot_ipr_hist(ipr, path: str | Path, gaussian: float | None = None) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist([float(v) for v in ipr], bins=40, range=(0, 1), color="tab:blue")
+    if gaussian is not None:
+        ax.axvline(gaussian, color="tab:gray", ls="--", label=f"Gaussian weights: {gaussian:.3f}")
+        ax.legend(fontsize=8)
+    ax.set(xlabel="IPR (1 = one frequency)", ylabel="neurons", title="Neuron IPR at the last checkpoint")
+    return _save(fig, path)
+
+
+def plot_ipr_evolution(rows: list[dict], path: str | Path) -> Path:
+    import numpy as np
+
+    by = defaultdict(list)
+    for r in rows:
+        by[r["step"]].append(r["ipr"])
+    steps = sorted(by)
+    q = np.array([np.quantile(by[s], [0.1, 0.5, 0.9]) for s in steps])
+    frac = [np.mean(np.asarray(by[s]) > 0.5) for s in steps]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    x = _logx(steps)
+    ax.fill_between(x, q[:, 0], q[:, 2], alpha=0.25, label="10–90% of neurons")
+    ax.plot(x, q[:, 1], label="median IPR")
+    ax.plot(x, frac, "--", color="tab:red", label="fraction with IPR > 0.5")
+    ax.set(xscale="log", xlabel="step", ylabel="IPR", ylim=(0, 1.02), title="IPR over checkpoints")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_neuron_freqs(freq, ipr, path: str | Path) -> Path:
+    import numpy as np
+
+    freq, ipr = np.asarray(freq), np.asarray(ipr)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    n = int(freq.max()) + 1 if len(freq) else 1
+    a.bar(range(n), np.bincount(freq[ipr > 0.5], minlength=n), color="tab:blue")
+    a.set(xlabel="dominant frequency", ylabel="neurons with IPR > 0.5", title="Neurons per frequency")
+    b.scatter(freq, ipr, s=6, alpha=0.6)
+    b.set(xlabel="dominant frequency", ylabel="IPR", ylim=(0, 1.02), title="IPR against dominant frequency")
+    return _save(fig, path)
+
+
+def plot_pruning(rows: list[dict], path: str | Path) -> Path:
+    keys = [("train_acc", "train"), ("val_acc", "test"), ("train_clean_acc", "train (clean)"), ("train_corrupted_acc", "train (corrupted)")]
+    orders = [o for o in ("low", "high") if any(r["order"] == o for r in rows)]
+    fig, axes = plt.subplots(1, max(1, len(orders)), figsize=(5.5 * max(1, len(orders)), 4), squeeze=False)
+    for ax, order in zip(axes[0], orders):
+        sub = [r for r in rows if r["order"] == order]
+        for key, label in keys:
+            if any(r.get(key) is not None for r in sub):
+                ax.plot([r["k"] for r in sub], [100 * r[key] if r.get(key) is not None else float("nan") for r in sub], "o-", ms=3, label=label)
+        ax.set(xlabel="neurons removed (k)", ylabel="accuracy (%)", ylim=(-2, 102), title=f"pruning the {order}est-IPR neurons first")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_progress(rows: list[dict], metrics: list[dict], path: str | Path, keys: list[int] | None = None) -> Path:
+    """Nanda et al. (2023) Fig. 7 style: losses, Gini and Σw² against the checkpoint step."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    x = _logx(r["step"] for r in rows)
+    a = axes[0]
+    for key, label in (("train_loss", "train"), ("val_loss", "test"), ("restricted_loss", "restricted"), ("excluded_loss", "excluded (train)")):
+        if any(key in r for r in rows):
+            a.plot(x, [max(r[key], 1e-12) for r in rows], "o-", ms=3, label=label)
+    a.set(xscale="log", yscale="log", xlabel="step", ylabel="loss", title=f"progress measures, key {keys}")
+    axes[1].plot(x, [r["gini"] for r in rows], "o-", ms=3)
+    axes[1].set(xscale="log", xlabel="step", ylabel="Gini", title="Gini of the Fourier-basis embedding norms")
+    axes[2].plot(x, [r["sum_sq_weights"] for r in rows], "o-", ms=3)
+    axes[2].set(xscale="log", xlabel="step", ylabel="Σ w²", title="total sum of squared weights")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_representations(rows: list[dict], path: str | Path) -> Path:
+    panels = [(w, m) for w in ("embedding", "unembedding") for m in ("pc", "tsne") if any(r["which"] == w and f"{m}1" in r and r[f"{m}1"] == r[f"{m}1"] for r in rows)]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.5 * max(1, len(panels)), 4.2), squeeze=False)
+    for ax, (which, m) in zip(axes[0], panels):
+        sub = [r for r in rows if r["which"] == which]
+        sc = ax.scatter([r[f"{m}1"] for r in sub], [r[f"{m}2"] for r in sub], c=[r["element"] for r in sub], cmap="twilight", s=14)
+        ax.set(title=f"{which}: {'PCA' if m == 'pc' else 't-SNE'}", xticks=[], yticks=[])
+        fig.colorbar(sc, ax=ax, label="element")
+    return _save(fig, path)
+
+
+def plot_sharpness(rows: list[dict], path: str | Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(_logx(r["step"] for r in rows), [r["top_eigenvalue"] for r in rows], "o-")
+    ax.set(xscale="log", xlabel="step", ylabel="top Hessian eigenvalue", title="Sharpness of the training loss")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
