@@ -1,0 +1,200 @@
+"""A self-contained HTML report of a run or a sweep: `DIR/report/index.html`.
+
+Everything the page shows is embedded (figures as data URIs, no scripts, no fonts, no network), so it
+opens from the file system anywhere. The page draws what training and the analyses already wrote —
+config.json, summary.json, metrics.jsonl, curves.png, analysis/*.png and analysis/*.csv, and for a sweep
+its table and figures — it computes nothing beyond formatting.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from groklab.errors import RunDirError
+from groklab.store import atomic_write_text
+
+MAX_TABLE_ROWS = 60
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem auto;max-width:1100px;
+     color:#1d1d1f;padding:0 1rem;line-height:1.45}
+h1{font-size:1.6rem;margin-bottom:.2rem} h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
+.sub{color:#666;margin-top:0}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;vertical-align:top}
+th{background:#f5f5f7} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.cards{display:flex;flex-wrap:wrap;gap:.8rem}
+.card{border:1px solid #ddd;border-radius:6px;padding:.6rem .9rem;min-width:10rem}
+.card .k{font-size:.75rem;color:#666;text-transform:uppercase;letter-spacing:.03em}
+.card .v{font-size:1.3rem;font-weight:600}
+figure{margin:1rem 0} figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:.85rem;color:#555}
+details summary{cursor:pointer;color:#333}
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+            return f"{v:.3e}"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _table(rows: Iterable[dict], columns: list[str] | None = None) -> str:
+    rows = list(rows)
+    if not rows:
+        return "<p>(empty)</p>"
+    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body = []
+    for r in rows[:MAX_TABLE_ROWS]:
+        cells = []
+        for c in columns:
+            v = r.get(c)
+            num = isinstance(v, (int, float)) and not isinstance(v, bool)
+            cells.append(f'<td class="num">{_e(_fmt(v))}</td>' if num else f"<td>{_e(_fmt(v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = f"<p>… {len(rows) - MAX_TABLE_ROWS} more rows in the CSV.</p>" if len(rows) > MAX_TABLE_ROWS else ""
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
+
+
+def _kv_table(d: dict) -> str:
+    return _table([{"field": k, "value": v} for k, v in d.items()], ["field", "value"])
+
+
+def _figure(png: Path, caption: str) -> str:
+    data = base64.b64encode(png.read_bytes()).decode()
+    return f'<figure><img src="data:image/png;base64,{data}" alt="{_e(caption)}"><figcaption>{_e(caption)}</figcaption></figure>'
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k, v in r.items():
+            try:
+                r[k] = int(v)
+            except (TypeError, ValueError):
+                try:
+                    r[k] = float(v)
+                except (TypeError, ValueError):
+                    pass
+    return rows
+
+
+def _cards(items: list[tuple[str, Any]]) -> str:
+    return '<div class="cards">' + "".join(
+        f'<div class="card"><div class="k">{_e(k)}</div><div class="v" data-key="{_e(k)}">{_e(_fmt(v))}</div></div>' for k, v in items
+    ) + "</div>"
+
+
+def _page(title: str, subtitle: str, sections: list[str]) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(title)}</title>"
+        f"<style>{CSS}</style></head><body><h1>{_e(title)}</h1><p class=\"sub\">{_e(subtitle)}</p>"
+        + "\n".join(sections)
+        + "</body></html>\n"
+    )
+
+
+def _figures_and_tables(d: Path) -> list[str]:
+    """The analysis layer's outputs, if it has run: analysis/*.png figures and analysis/*.csv tables."""
+    out = []
+    a = d / "analysis"
+    pngs = sorted(a.glob("*.png")) if a.is_dir() else []
+    csvs = sorted(a.glob("*.csv")) if a.is_dir() else []
+    if pngs:
+        out.append("<h2>Analyses</h2>" + "".join(_figure(p, p.stem.replace("_", " ")) for p in pngs))
+    for c in csvs:
+        out.append(f"<details><summary>table: {_e(c.name)}</summary>{_table(_read_csv(c))}</details>")
+    return out
+
+
+def run_report(run_dir: Path) -> str:
+    from groklab.report.plots import plot_curves
+    from groklab.store import load_run
+
+    r = load_run(run_dir)
+    cfg, s = r.config, r.summary or {}
+    t = cfg.task
+    what = f"{t.op} mod {t.p}" if t.group == "modular" else (f"{t.op} in S_{t.n}" if t.group == "permutation" else t.group)
+    curves = run_dir / "curves.png"
+    if not curves.exists() and r.rows:
+        plot_curves(r.rows, curves, crossings={"train 99%": s.get("train_acc_99_step"), "val 99%": s.get("val_acc_99_step")})
+    final = s.get("final") or (r.rows[-1] if r.rows else {})
+    cards = [
+        ("train acc ≥ 99% at step", s.get("train_acc_99_step", "never") if s else "unfinished"),
+        ("val acc ≥ 99% at step", s.get("val_acc_99_step", "never") if s else "unfinished"),
+        ("final train acc", final.get("train_acc")),
+        ("final val acc", final.get("val_acc")),
+        ("steps", cfg.train.steps),
+        ("wall time (s)", s.get("wall_time_s")),
+    ]
+    for key in ("phase", "key_frequencies"):
+        if key in s:
+            cards.append((key.replace("_", " "), s[key]))
+    for key, v in s.items():
+        if key.startswith("analysis_") and isinstance(v, (int, float, str, list)):
+            cards.append((key[9:].replace("_", " "), v))
+    sections = [
+        "<h2>Summary</h2>" + _cards([(k, "never" if v is None and s else v) for k, v in cards]),
+        "<h2>Curves</h2>" + (_figure(curves, "accuracy and loss against optimization steps (log axis)") if curves.exists() else "<p>no metrics yet</p>"),
+        *_figures_and_tables(run_dir),
+        "<h2>Config</h2>" + _kv_table(_flatten(cfg.to_dict())),
+        "<h2>Metrics</h2><details><summary>every evaluation</summary>" + _table(r.rows) + "</details>",
+        "<h2>Environment</h2>" + _kv_table({"device": s.get("device"), "threads": s.get("threads"), **{f"version.{k}": v for k, v in (s.get("versions") or {}).items()}}),
+    ]
+    return _page(f"groklab run: {what}", f"{run_dir.resolve()} · {cfg.model.arch} · train fraction {t.train_frac}", sections)
+
+
+def sweep_report(sweep_dir: Path) -> str:
+    spec = json.loads((sweep_dir / "sweep.json").read_text())
+    tables = sorted(sweep_dir.glob("*.csv"))
+    pngs = sorted(sweep_dir.glob("*.png")) + sorted((sweep_dir / "figures").glob("*.png") if (sweep_dir / "figures").is_dir() else [])
+    rows = _read_csv(tables[0]) if tables else []
+    sections = [
+        "<h2>Summary</h2>" + _cards([("runs", len(rows)), ("finished", sum(1 for r in rows if r.get("finished") in (True, "True", 1)) if rows and "finished" in rows[0] else len(rows))]),
+        "<h2>Figures</h2>" + "".join(_figure(p, p.stem.replace("_", " ")) for p in pngs) if pngs else "",
+        *(f"<h2>Table: {_e(t.name)}</h2>" + _table(_read_csv(t)) for t in tables),
+        "<h2>Sweep spec</h2>" + _kv_table(_flatten(spec)),
+    ]
+    return _page("groklab sweep", str(sweep_dir.resolve()), sections)
+
+
+def build_report(path: str | Path) -> Path:
+    """Write `path/report/index.html` for a run directory or a sweep directory and return its path."""
+    d = Path(path)
+    if not d.is_dir():
+        raise RunDirError(f"{str(d)!r} does not exist")
+    if (d / "config.json").is_file():
+        page = run_report(d)
+    elif (d / "sweep.json").is_file():
+        page = sweep_report(d)
+    else:
+        raise RunDirError(f"{str(d)!r} is neither a run directory (config.json) nor a sweep directory (sweep.json)")
+    out = d / "report" / "index.html"
+    atomic_write_text(out, page)
+    return out
