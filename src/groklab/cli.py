@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Callable, Literal, Optional
 
 import tyro
 
@@ -155,7 +155,21 @@ def demo(out: str = "runs/demo", steps: int = 4000, seed: int = 0, quiet: bool =
         print(f"plot: {path}")
 
 
-COMMANDS: dict[str, Callable] = {"train": train, "resume": resume, "plot": plot, "ops": ops, "demo": demo}
+AnalysisName = Literal["all", "grokking", "fourier", "ipr", "pruning", "progress", "representations", "sharpness"]
+
+
+def analyze(run_dir: tyro.conf.Positional[str], what: tuple[AnalysisName, ...] = ("all",), quiet: bool = False) -> None:
+    """Analyse a run over every checkpoint: crossing steps and phase, Fourier spectra and key frequencies,
+    neuron IPR, pruning by IPR, progress measures, PCA/t-SNE/RQI, sharpness. Writes RUN_DIR/analysis/
+    (tables *.csv, figures *.png, summary.json)."""
+    from groklab.analysis import run_analysis
+
+    summary = run_analysis(run_dir, what, log=None if quiet else print)
+    if not quiet:
+        print(f"wrote {len(summary['files'])} files to {Path(run_dir) / 'analysis'}")
+
+
+COMMANDS: dict[str, Callable] = {"train": train, "resume": resume, "plot": plot, "ops": ops, "demo": demo, "analyze": analyze}
 
 
 def main(args: list[str] | None = None) -> None:

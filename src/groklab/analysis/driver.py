@@ -264,9 +264,11 @@ def run_analysis(
     # --- 6. representations ------------------------------------------------------------------------------
     if "representations" in todo:
         m = load(last)
-        n_el = data.n_elements
+        n_el = getattr(data, "n_elements", None)
         rows, info = [], {}
-        for which in ("embedding", "unembedding"):
+        if n_el is None:
+            note(f"representations need a task over a set of elements; task.group={cfg.task.group!r} has none")
+        for which in ("embedding", "unembedding") if n_el is not None else ():
             try:
                 X = representation_matrix(m, n_el, which)
             except AnalysisError as e:
@@ -282,8 +284,10 @@ def run_analysis(
                     note(str(e))
             rows += [{"which": which, "element": i, **{k: float(v[i]) for k, v in cols.items()}} for i in range(len(X))]
             info[which] = {"pca_variance": var.tolist()}
-            if which == "embedding" and modular:
-                info[which]["rqi"] = rqi(X)
+            if which == "embedding" and cfg.task.op == "x+y" and cfg.task.group in ("modular", "integer"):
+                # Liu et al.'s parallelograms i + j = m + n (integer sums): near 1 for their linear toy
+                # embeddings, near 0 for the circular Fourier embeddings of modular networks.
+                info[which]["rqi"] = rqi(X, delta=getattr(cfg.task, "rqi_tol", 0.01))
         table(rows, "representations")
         summary["representations"] = info
         say(f"representations: {info}")

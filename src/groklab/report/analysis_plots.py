@@ -57,7 +57,8 @@ def plot_fourier(power, keys: list[int], over: list[dict], path: str | Path, lab
     pw = np.asarray(power, dtype=float)
     f = np.arange(len(pw))
     a.bar(f[1:], np.sqrt(pw[1:]), color=["tab:red" if i in keys else "tab:gray" for i in f[1:]])
-    a.set(xlabel="frequency f (w = 2πf/p)", ylabel="norm", title=f"{label} in the Fourier basis; key {keys}")
+    shown = keys if len(keys) <= 8 else f"{len(keys)} frequencies"
+    a.set(xlabel="frequency f (w = 2πf/p)", ylabel="norm", title=f"{label} in the Fourier basis; key {shown}")
     steps = sorted({r["step"] for r in over})
     M = np.zeros((len(pw), len(steps)))
     col = {s: j for j, s in enumerate(steps)}
@@ -138,7 +139,8 @@ def plot_progress(rows: list[dict], metrics: list[dict], path: str | Path, keys:
     for key, label in (("train_loss", "train"), ("val_loss", "test"), ("restricted_loss", "restricted"), ("excluded_loss", "excluded (train)")):
         if any(key in r for r in rows):
             a.plot(x, [max(r[key], 1e-12) for r in rows], "o-", ms=3, label=label)
-    a.set(xscale="log", yscale="log", xlabel="step", ylabel="loss", title=f"progress measures, key {keys}")
+    shown = keys if keys is None or len(keys) <= 8 else f"{len(keys)} frequencies"
+    a.set(xscale="log", yscale="log", xlabel="step", ylabel="loss", title=f"progress measures, key {shown}")
     axes[1].plot(x, [r["gini"] for r in rows], "o-", ms=3)
     axes[1].set(xscale="log", xlabel="step", ylabel="Gini", title="Gini of the Fourier-basis embedding norms")
     axes[2].plot(x, [r["sum_sq_weights"] for r in rows], "o-", ms=3)

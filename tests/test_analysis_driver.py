@@ -1,0 +1,64 @@
+"""`run_analysis` and `groklab analyze` on a short real run: every table and figure is written, and the
+numbers in them agree with what the run and the pure functions say."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from groklab import presets
+from groklab.analysis import AnalysisError, run_analysis
+from groklab.analysis.grokking import crossing_step
+from groklab.cli import main
+from groklab.store import load_run
+from groklab.train import run
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("an") / "run"
+    cfg = presets.demo(out=str(out), steps=300).replace(
+        **{"task.p": 23, "model.width": 64, "train.threads": 1, "train.eval_points": 30, "train.checkpoint_points": 6,
+           "optim.lr": 3e-3})
+    run(cfg)
+    return out
+
+
+@pytest.mark.integration
+def test_run_analysis_writes_every_table_and_figure(small_run):
+    s = run_analysis(small_run, ["all"], sharpness_checkpoints=2, sharpness_iters=5)
+    a = small_run / "analysis"
+    for name in ("grokking", "fourier", "fourier_steps", "neurons", "ipr", "pruning", "progress", "representations", "sharpness"):
+        assert (a / f"{name}.csv").is_file(), name
+    for name in ("grokking", "fourier", "ipr_hist", "ipr_evolution", "neuron_freqs", "pruning", "progress", "representations", "sharpness"):
+        assert (a / f"{name}.png").stat().st_size > 1000, name
+    assert json.loads((a / "summary.json").read_text())["key_frequencies"] == s["key_frequencies"]
+    r = load_run(small_run)
+    g = pd.read_csv(a / "grokking.csv").iloc[0]
+    assert g["train_step"] == crossing_step(r.rows, "train_acc")
+    prog = pd.read_csv(a / "progress.csv")
+    assert list(prog["step"]) == r.checkpoint_steps
+    # the progress table's full losses are the run's own logged losses at the checkpoint steps
+    logged = {row["step"]: row for row in r.rows}
+    last = prog.iloc[-1]
+    assert last["train_loss"] == pytest.approx(logged[int(last["step"])]["train_loss"], rel=1e-4)
+    assert last["val_loss"] == pytest.approx(logged[int(last["step"])]["val_loss"], rel=1e-4)
+    ipr = pd.read_csv(a / "ipr.csv")
+    assert len(ipr) == 64 * len(r.checkpoint_steps) and ipr["ipr"].between(0, 1).all()
+    pr = pd.read_csv(a / "pruning.csv")
+    k0 = pr[(pr["order"] == "low") & (pr["k"] == 0)].iloc[0]
+    assert k0["val_acc"] == pytest.approx(logged[r.checkpoint_steps[-1]]["val_acc"])
+    assert not list(a.glob(".*tmp*"))  # no temporary files left behind
+
+
+@pytest.mark.integration
+def test_cli_analyze_subset_and_errors(small_run, capsys):
+    main(["analyze", str(small_run), "--what", "grokking", "fourier", "--quiet"])
+    assert capsys.readouterr().out == ""
+    with pytest.raises(AnalysisError, match="what='bogus'"):
+        run_analysis(small_run, ["bogus"])
+    with pytest.raises(SystemExit):
+        main(["analyze", str(small_run / "missing")])
+    assert "does not exist" in capsys.readouterr().err
