@@ -155,21 +155,85 @@ def demo(out: str = "runs/demo", steps: int = 4000, seed: int = 0, quiet: bool =
         print(f"plot: {path}")
 
 
-AnalysisName = Literal["all", "grokking", "fourier", "ipr", "pruning", "progress", "representations", "sharpness"]
+def _load_base(base: Optional[str], sets: tuple[str, ...]) -> Optional[RunConfig]:
+    """--base: a JSON config file (a run's config.json works) or a preset name; --set FIELD=VALUE on top."""
+    from groklab.errors import ConfigError
+
+    if base is None and not sets:
+        return None
+    if base is None:
+        cfg = RunConfig()
+    elif Path(base).is_file():
+        cfg = RunConfig.from_json(Path(base).read_text())
+    else:
+        from groklab import presets
+
+        if base not in presets.PRESETS:
+            raise ConfigError(f"--base {base!r} is neither a JSON file nor a preset; presets: {', '.join(presets.PRESETS)}")
+        cfg = presets.PRESETS[base]()
+    if sets:
+        from groklab.sweep.spec import parse_assignment, parse_values
+
+        overrides = {}
+        for a in sets:
+            key, text = parse_assignment(a)
+            values = parse_values(text, key)
+            overrides[key] = values[0] if len(values) == 1 else values
+        cfg = cfg.replace(**overrides)
+    return cfg.replace(out=None)
 
 
-def analyze(run_dir: tyro.conf.Positional[str], what: tuple[AnalysisName, ...] = ("all",), quiet: bool = False) -> None:
-    """Analyse a run over every checkpoint: crossing steps and phase, Fourier spectra and key frequencies,
-    neuron IPR, pruning by IPR, progress measures, PCA/t-SNE/RQI, sharpness. Writes RUN_DIR/analysis/
-    (tables *.csv, figures *.png, summary.json)."""
-    from groklab.analysis import run_analysis
+def sweep(
+    out: str,
+    base: Optional[str] = None,
+    set: tyro.conf.UseAppendAction[list[str]] = [],  # noqa: A002 (the flag is --set)
+    grid: tyro.conf.UseAppendAction[list[str]] = [],
+    random: tyro.conf.UseAppendAction[list[str]] = [],
+    samples: int = 0,
+    random_seed: int = 0,
+    seeds: int = 1,
+    seed_fields: tuple[str, ...] = ("train.seed", "task.seed"),
+    executor: Literal["auto", "local", "batched", "ray"] = "auto",
+    workers: Optional[int] = None,
+    address: Optional[str] = None,
+    resume: bool = False,
+    retries: int = 2,
+    quiet: bool = False,
+) -> None:
+    """Run a sweep: --base my.json (or a preset name) --grid task.train_frac=0.2:0.8:7 --grid
+    optim.weight_decay=0,0.1,1 --seeds 3 --out DIR. Ranges: a:b:n (linear), a:b:n:log; lists: v1,v2.
+    --set FIELD=VALUE changes the base; --random FIELD=a:b[:log] or =v1,v2 with --samples N.
+    --executor auto|local|batched|ray (--address for a Ray cluster); --resume finishes only what is missing.
+    Writes DIR/sweep.json, DIR/runs/<id>/ per point, and DIR/table.csv at the end."""
+    from groklab.sweep import sweep as run_sweep
 
-    summary = run_analysis(run_dir, what, log=None if quiet else print)
+    cfg = _load_base(base, tuple(set))
+    given = cfg is not None or bool(grid) or bool(random)
+    res = run_sweep(
+        cfg if given else None, list(grid) if given else None, seeds, out=out, random=list(random) or None, samples=samples,
+        random_seed=random_seed, seed_fields=tuple(seed_fields), executor=executor, workers=workers, address=address,
+        resume=resume, retries=retries, progress=not quiet,
+    )
+    df = res.table()
     if not quiet:
-        print(f"wrote {len(summary['files'])} files to {Path(run_dir) / 'analysis'}")
+        print(f"table: {Path(out) / 'table.csv'} ({len(df)} runs)")
+    if not res.complete:
+        raise SystemExit(1 if any(o.startswith("failed") for o in res.outcomes.values()) else 130)
 
 
-COMMANDS: dict[str, Callable] = {"train": train, "resume": resume, "plot": plot, "ops": ops, "demo": demo, "analyze": analyze}
+def table(sweep_dir: tyro.conf.Positional[str], quiet: bool = False) -> None:
+    """Write DIR/table.csv (and table.parquet with pyarrow) for a sweep: one row per run, config fields and summary."""
+    from groklab.sweep import sweep_table
+
+    df = sweep_table(sweep_dir)
+    if quiet:
+        return
+    cols = [c for c in ["id", "status", *df.columns[2:8], "train_acc_99_step", "val_acc_99_step", "final.val_acc"] if c in df.columns]
+    print(df[list(dict.fromkeys(cols))].to_string(index=False, max_rows=40))
+    print(f"table: {Path(sweep_dir) / 'table.csv'} ({len(df)} runs, {int((df['status'] == 'done').sum())} done)")
+
+
+COMMANDS: dict[str, Callable] = {"train": train, "resume": resume, "plot": plot, "ops": ops, "demo": demo, "sweep": sweep, "table": table}
 
 
 def main(args: list[str] | None = None) -> None:
