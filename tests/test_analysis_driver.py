@@ -62,3 +62,21 @@ def test_cli_analyze_subset_and_errors(small_run, capsys):
     with pytest.raises(SystemExit):
         main(["analyze", str(small_run / "missing")])
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_transformer_run_neurons_from_activations_and_sharpness(tmp_path):
+    cfg = presets.nanda2023(p=13, train_frac=0.5, steps=40, out=str(tmp_path / "tf")).replace(
+        **{"model.d_model": 16, "model.n_heads": 2, "model.d_mlp": 24, "train.threads": 1, "train.checkpoint_points": 3,
+           "train.eval_points": 5})
+    run(cfg)
+    s = run_analysis(tmp_path / "tf", ["ipr", "progress", "sharpness"], sharpness_checkpoints=1, sharpness_iters=3, figures=False)
+    assert s["ipr"]["source"].startswith("activations")
+    ipr = pd.read_csv(tmp_path / "tf" / "analysis" / "ipr.csv")
+    assert len(ipr) == 24 * len(load_run(tmp_path / "tf").checkpoint_steps)
+    # p = 13 has six frequencies: IPR in [1/6, 1], or 0 with frequency 0 for a dead ReLU neuron
+    dead = ipr["ipr"] == 0
+    assert ipr.loc[~dead, "ipr"].between(1 / 6 - 1e-9, 1).all()
+    assert (ipr.loc[dead, "freq"] == 0).all() and (ipr.loc[~dead, "freq"] >= 1).all()
+    assert s["sharpness"][0]["top_eigenvalue"] > 0
+    assert not list((tmp_path / "tf" / "analysis").glob("*.png"))

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from groklab.analysis import (
+    dominant_frequencies,
     expected_gaussian_ipr,
     explained_fraction,
     fourier_basis,
@@ -169,6 +170,10 @@ def test_activation_spectra_assign_sum_frequency_and_relu_harmonics():
     assert r[2].item() == pytest.approx(0.5)
     assert spectra[:2, 1:].argmax(1).add(1).tolist() == [6, 6]
     assert torch.allclose(spectra.sum(1)[:2], total[:2])
+    # a dead (constant) neuron has no periodic power: IPR 0 and frequency 0
+    dead = torch.full((p, p, 1), 2.5, dtype=torch.float64)
+    sp, tot = neuron_spectra(dead)
+    assert ipr(sp).item() == 0.0 and dominant_frequencies(sp, tot)[0].item() == 0
 
 
 def test_gini_known_values():

@@ -91,10 +91,9 @@ def _plot(run_dir: str | Path, out: str | Path | None = None) -> Path:
     r = load_run(run_dir)
     s = r.summary or {}
     cfg = r.config
-    what = f"{cfg.task.op} mod {cfg.task.p}" if cfg.task.group == "modular" else f"{cfg.task.op} in S_{cfg.task.n}"
-    title = f"{what}, {cfg.model.arch}, train fraction {cfg.task.train_frac}"
-    if cfg.task.corrupt_frac:
-        title += f", corrupted {cfg.task.corrupt_frac}"
+    from groklab.tasks.registry import describe
+
+    title = f"{describe(cfg.task)}, {cfg.model.arch}"
     crossings = {"train 99%": s.get("train_acc_99_step"), "val 99%": s.get("val_acc_99_step")}
     return plot_curves(r.rows, out or Path(run_dir) / "curves.png", title=title, crossings=crossings)
 
@@ -233,7 +232,23 @@ def table(sweep_dir: tyro.conf.Positional[str], quiet: bool = False) -> None:
     print(f"table: {Path(sweep_dir) / 'table.csv'} ({len(df)} runs, {int((df['status'] == 'done').sum())} done)")
 
 
-COMMANDS: dict[str, Callable] = {"train": train, "resume": resume, "plot": plot, "ops": ops, "demo": demo, "sweep": sweep, "table": table}
+def tasks() -> None:
+    """List the task groups (--task.group) with a description, the paper, and the task fields they use."""
+    from groklab.tasks.registry import TASKS
+
+    for t in TASKS.values():
+        print(f"{t.group:<12} {t.description}\n{'':<12} paper: {t.paper}\n{'':<12} fields: {t.fields}")
+
+
+def models() -> None:
+    """List the models (--model.arch) with a description and the paper."""
+    from groklab.models import MODELS
+
+    for m in MODELS.values():
+        print(f"{m.arch:<12} {m.description}\n{'':<12} paper: {m.paper}")
+
+
+COMMANDS: dict[str, Callable] = {"train": train, "resume": resume, "plot": plot, "ops": ops, "demo": demo, "tasks": tasks, "models": models, "sweep": sweep, "table": table}
 
 
 def main(args: list[str] | None = None) -> None:

@@ -77,8 +77,12 @@ def _json_safe(x):
 
 def _spread(steps: Sequence[int], n: int) -> list[int]:
     """At most n of the checkpoint steps, evenly spaced by index (they are log-spaced), always the last."""
+    if n < 1:
+        raise AnalysisError(f"sharpness_checkpoints={n} must be at least 1")
     if len(steps) <= n:
         return list(steps)
+    if n == 1:
+        return [steps[-1]]
     idx = sorted({round(i * (len(steps) - 1) / (n - 1)) for i in range(n)})
     return [steps[i] for i in idx]
 

@@ -229,8 +229,9 @@ def neuron_spectra(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if x.shape[0] == 2:
         pw = power_spectrum(x, dim=1).sum(0).T.clone()  # (N, h+1)
         total = pw[:, 1:].sum(1)
+        full = pw.sum(1)
         pw[:, 0] = 0.0
-        return pw, total
+        return _drop_roundoff(pw, total, full)
     p = x.shape[0]
     if x.shape[1] != p:
         raise AnalysisError(f"activations must be (p, p, N); got {tuple(x.shape)}")
@@ -245,12 +246,22 @@ def neuron_spectra(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = assigned == f
         pw[:, f] = P[m].sum(0)
     total = P.sum((0, 1)) - P[0, 0]
-    return pw, total
+    return _drop_roundoff(pw, total, P.sum((0, 1)))
+
+
+def _drop_roundoff(pw: torch.Tensor, total: torch.Tensor, full: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # A constant (or dead) neuron's periodic power is DFT round-off, ~1e-32 of its constant's power; left
+    # in, it would give a meaningless IPR. Call it zero.
+    flat = total <= 1e-24 * full
+    pw = torch.where(flat[:, None], torch.zeros_like(pw), pw)
+    return pw, torch.where(flat, torch.zeros_like(total), total)
 
 
 def dominant_frequencies(spectra: torch.Tensor, total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each neuron's strongest frequency (N,) and the fraction of its non-constant power there (N,)."""
+    """Each neuron's strongest frequency (N,) and the fraction of its non-constant power there (N,).
+    A neuron with no periodic power (dead, or constant over the inputs) gets frequency 0."""
     dom = spectra[:, 1:].argmax(1) + 1
     top = spectra.gather(1, dom[:, None]).squeeze(1)
+    dom = torch.where(top > 0, dom, torch.zeros_like(dom))
     frac = torch.where(total > 0, top / total.clamp_min(1e-300), torch.zeros_like(top))
     return dom, frac
