@@ -16,6 +16,7 @@ from typing import Any, Literal, Optional
 
 from groklab.errors import ConfigError
 from groklab.tasks.ops import GROUPS, is_prime, ops_for
+from groklab.tasks.registry import TASK_GROUPS, VECTOR_GROUPS
 
 FORMAT_VERSION = 1
 NO_DECAY_GROUPS = ("embed", "unembed", "norm", "bias")
@@ -32,25 +33,71 @@ def _choice(name: str, value: Any, allowed) -> None:
 
 @dataclass
 class TaskConfig:
-    """The data: a binary-operation table, its train/validation split and label corruption."""
+    """The data: a binary-operation table, sparse parity, images, teacher–student regression or your own
+    tensors (`groklab tasks`); its train/validation split and label corruption."""
 
-    group: Literal["modular", "permutation"] = "modular"
-    """`modular`: elements 0..p-1; `permutation`: elements of S_n."""
+    group: Literal["modular", "permutation", "integer", "parity", "images", "teacher", "custom"] = "modular"
+    """`modular`: elements 0..p-1; `permutation`: elements of S_n; `integer`: x+y without the modulus (Liu et
+    al. 2022); `parity`: sparse parity (Barak et al.); `images`: 8x8 digits (Omnigrok); `teacher`:
+    teacher–student regression (Omnigrok); `custom`: tensors from `task.path`. See `groklab tasks`."""
     op: str = "x+y"
     """The operation (see `groklab ops`), e.g. `x+y`, `x/y`, `x^2+xy+y^2`, or `x*y*x^-1` on S_n."""
     p: int = 97
-    """The modulus (a prime for operations with division)."""
+    """The modulus (a prime for operations with division); the numbers 0..p-1 of `integer`."""
     n: int = 5
     """n of S_n for permutation tasks."""
     train_frac: float = 0.5
-    """Fraction of the whole table used for training, in (0, 1); the rest is validation."""
+    """Fraction of the whole table (or of a custom file's x, y) used for training, in (0, 1); the rest is validation."""
     corrupt_frac: float = 0.0
-    """ξ: fraction of training labels replaced by a uniformly random wrong label, in [0, 1)."""
+    """ξ: fraction of training labels replaced by a uniformly random wrong label (a flipped sign for ±1 labels), in [0, 1)."""
     seed: int = 0
-    """Seed of the train/validation split and of the label corruption."""
+    """Seed of the train/validation split and of the label corruption (and of parity's hidden subset and
+    samples, the image split, the teacher and its inputs)."""
+    # parity, images, teacher: sizes of the generated (or drawn) sets
+    train_size: int = 1000
+    """parity, images, teacher: number of training samples."""
+    val_size: int = 1000
+    """parity, teacher: number of validation samples; images: at most this many (all that are left)."""
+    # parity
+    n_bits: int = 40
+    """parity: n, the number of ±1 input bits."""
+    k: int = 3
+    """parity: k, the size of the hidden subset whose product is the label."""
+    labels: Literal["auto", "sign", "class", "real"] = "auto"
+    """How labels are read. parity: `sign` (±1, one output; the default) or `class` (two classes); custom:
+    `auto` (integer labels are classes, float labels real-valued targets), `class`, `sign` or `real`."""
+    # images
+    images: Literal["digits"] = "digits"
+    """images: the image set; `digits` is scikit-learn's bundled 8x8 digits (1797 images, no download)."""
+    # teacher
+    d_in: int = 10
+    """teacher: input dimension of the Gaussian inputs."""
+    d_out: int = 1
+    """teacher: number of outputs."""
+    teacher_width: int = 32
+    teacher_depth: int = 2
+    """teacher: number of hidden ReLU layers of the teacher MLP."""
+    tol: float = 0.1
+    """teacher, custom real-valued labels: a prediction is a hit when every output is within tol of its
+    label (the teacher's labels have unit variance); `train_acc`/`val_acc` are the hit rates."""
+    # integer (the toy model)
+    rqi_tol: float = 0.01
+    """integer: tolerance δ of the representation quality index: a parallelogram counts when the mean squared
+    gap of the standardized embeddings is below δ (Liu et al.'s code uses 0.01)."""
+    # custom
+    path: Optional[str] = None
+    """custom: a .safetensors or .npz file with x_train, y_train, x_val, y_val (or x, y); see docs/tasks.md."""
+    sha256: Optional[str] = None
+    """custom: the file's sha256; when set, a run refuses a file that has changed."""
 
     def __post_init__(self) -> None:
-        _choice("task.group", self.group, GROUPS)
+        _choice("task.group", self.group, TASK_GROUPS)
+        _check(0.0 < self.train_frac < 1.0, f"task.train_frac={self.train_frac} must be in the open interval (0, 1)")
+        _check(0.0 <= self.corrupt_frac < 1.0, f"task.corrupt_frac={self.corrupt_frac} must be in [0, 1)")
+        _choice("task.labels", self.labels, ("auto", "sign", "class", "real"))
+        if self.group not in GROUPS:
+            self._check_other_group()
+            return
         ops = ops_for(self.group)
         _check(
             self.op in ops,
@@ -61,31 +108,76 @@ class TaskConfig:
             _check(self.p >= 2, f"task.p={self.p} must be at least 2")
             if ops[self.op].needs_prime:
                 _check(is_prime(self.p), f"task.p={self.p} is not prime; task.op={self.op!r} uses the modular inverse, which needs a prime p (e.g. 97 or 113)")
+        elif self.group == "integer":
+            _check(self.p >= 2, f"task.p={self.p} must be at least 2")
+            _check(self.rqi_tol > 0, f"task.rqi_tol={self.rqi_tol} must be positive")
         else:
             _check(2 <= self.n <= 7, f"task.n={self.n} must be in 2..7 (S_n has n! elements)")
-        _check(0.0 < self.train_frac < 1.0, f"task.train_frac={self.train_frac} must be in the open interval (0, 1)")
-        _check(0.0 <= self.corrupt_frac < 1.0, f"task.corrupt_frac={self.corrupt_frac} must be in [0, 1)")
+
+    def _check_other_group(self) -> None:
+        g = self.group
+        if g in VECTOR_GROUPS:
+            _check(self.train_size >= 1, f"task.train_size={self.train_size} must be at least 1")
+            _check(self.val_size >= 1, f"task.val_size={self.val_size} must be at least 1")
+        if g == "parity":
+            _check(self.n_bits >= 1, f"task.n_bits={self.n_bits} must be at least 1")
+            _check(1 <= self.k <= self.n_bits, f"task.k={self.k} must be in 1..task.n_bits={self.n_bits}")
+            _choice("task.labels (for task.group='parity')", self.labels, ("auto", "sign", "class"))
+        elif g == "images":
+            from groklab.tasks.images import IMAGE_SETS
+
+            _choice("task.images", self.images, tuple(IMAGE_SETS))
+            total = IMAGE_SETS[self.images]
+            _check(
+                self.train_size < total,
+                f"task.train_size={self.train_size} leaves no validation images: task.images={self.images!r} has {total}; use at most {total - 1}",
+            )
+            _choice("task.labels (for task.group='images')", self.labels, ("auto", "class"))
+        elif g == "teacher":
+            for name in ("d_in", "d_out", "teacher_width", "teacher_depth"):
+                _check(getattr(self, name) >= 1, f"task.{name}={getattr(self, name)} must be at least 1")
+            _check(self.tol > 0, f"task.tol={self.tol} must be positive")
+            _check(self.corrupt_frac == 0, f"task.corrupt_frac={self.corrupt_frac}: teacher labels are real-valued and cannot be corrupted; use 0")
+            _choice("task.labels (for task.group='teacher')", self.labels, ("auto", "real"))
+        elif g == "custom":
+            _check(self.path is not None, "task.path=None: task.group='custom' needs task.path, a .safetensors or .npz file (see docs/tasks.md)")
+            _check(self.tol > 0, f"task.tol={self.tol} must be positive")
 
     @property
     def n_elements(self) -> int:
-        return self.p if self.group == "modular" else math.factorial(self.n)
+        return math.factorial(self.n) if self.group == "permutation" else self.p
 
     @property
     def n_equations(self) -> int:
         m = self.n_elements
+        if self.group == "integer":
+            return m * (m + 1) // 2  # unordered pairs x <= y
         return m * (m - 1) if ops_for(self.group)[self.op].nonzero_y else m * m
 
     @property
-    def n_train(self) -> int:
+    def n_train(self) -> int | None:
+        """Training set size, known before the data is built; None for `custom` (it depends on the file)."""
+        if self.group == "custom":
+            return None
+        if self.group in VECTOR_GROUPS:
+            return self.train_size
         return max(1, min(self.n_equations - 1, round(self.train_frac * self.n_equations)))
+
+    def describe_train_set(self) -> str:
+        """The training set's size and where it comes from, for messages."""
+        if self.group in VECTOR_GROUPS:
+            return f"{self.train_size} samples: task.train_size"
+        return f"{self.n_train} equations: task.train_frac={self.train_frac} of {self.n_equations}"
 
 
 @dataclass
 class ModelConfig:
-    """The network. `transformer` covers Power et al. (2 layers, LayerNorm) and Nanda et al. (1 layer, no
-    LayerNorm); `mlp` is the two-layer MLP of Doshi et al."""
+    """The network (`groklab models`). `transformer` covers Power et al. (2 layers, LayerNorm) and Nanda et
+    al. (1 layer, no LayerNorm); `mlp` is the MLP of Doshi et al. on operand pairs, and on vector inputs
+    (parity, images, teacher) the plain MLP of Barak et al. and Omnigrok; `toy` is the toy model of Liu et
+    al. 2022 (learned embeddings, an MLP decoder on their sum; `d_embed`, `width`, `depth`, `act`, `bias`)."""
 
-    arch: Literal["transformer", "mlp"] = "transformer"
+    arch: Literal["transformer", "mlp", "toy"] = "transformer"
     init_scale: float = 1.0
     """α: every initial weight is multiplied by this (Omnigrok)."""
     dropout: float = 0.0
@@ -107,13 +199,13 @@ class ModelConfig:
     bias: bool = False
     batchnorm: bool = False
     """MLP: BatchNorm on every hidden layer's pre-activations (running statistics are kept in checkpoints)."""
-    act: Literal["relu", "gelu", "quadratic"] = "relu"
+    act: Literal["relu", "gelu", "quadratic", "tanh"] = "relu"
     """Activation of the MLP (and of the transformer's MLP blocks)."""
 
     def __post_init__(self) -> None:
-        _choice("model.arch", self.arch, ("transformer", "mlp"))
+        _choice("model.arch", self.arch, ("transformer", "mlp", "toy"))
         _choice("model.input", self.input, ("onehot", "embed"))
-        _choice("model.act", self.act, ("relu", "gelu", "quadratic"))
+        _choice("model.act", self.act, ("relu", "gelu", "quadratic", "tanh"))
         _check(self.init_scale > 0, f"model.init_scale={self.init_scale} must be positive")
         _check(0.0 <= self.dropout < 1.0, f"model.dropout={self.dropout} must be in [0, 1)")
         for name in ("n_layers", "d_model", "n_heads", "d_mlp", "d_embed", "width", "depth"):
@@ -196,9 +288,11 @@ class TrainConfig:
     steps: int = 100_000
     batch_size: Optional[int] = 512
     """Minibatch size; None trains full batch."""
-    loss: Literal["ce", "mse", "stablemax"] = "ce"
+    loss: Literal["ce", "mse", "stablemax", "hinge"] = "ce"
     """`ce`: cross-entropy; `mse`: squared error to one-hot targets, summed over classes (Doshi et al.);
-    `stablemax`: cross-entropy with StableMax in place of softmax (Prieto et al.)."""
+    `stablemax`: cross-entropy with StableMax in place of softmax (Prieto et al.); `hinge`: max(0, 1 − y·f)
+    on ±1 targets (Barak et al., sparse parity), the multi-class margin loss on classes. On real-valued
+    targets (teacher) `mse`; on ±1 targets `mse`, `hinge`, or `ce` (logistic)."""
     dtype: Literal["float32", "float64"] = "float32"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     seed: int = 0
@@ -218,7 +312,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.steps >= 1, f"train.steps={self.steps} must be at least 1")
         _check(self.batch_size is None or self.batch_size >= 1, f"train.batch_size={self.batch_size} must be at least 1 (or None for full batch)")
-        _choice("train.loss", self.loss, ("ce", "mse", "stablemax"))
+        _choice("train.loss", self.loss, ("ce", "mse", "stablemax", "hinge"))
         _choice("train.dtype", self.dtype, ("float32", "float64"))
         _choice("train.device", self.device, ("cpu", "cuda", "auto"))
         _check(self.eval_points >= 2, f"train.eval_points={self.eval_points} must be at least 2")
@@ -287,12 +381,11 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         bs = self.train.batch_size
-        if bs is not None:
-            n_train = self.task.n_train
+        n_train = self.task.n_train  # None for a custom task: run() checks once the file is read
+        if bs is not None and n_train is not None:
             _check(
                 bs <= n_train,
-                f"train.batch_size={bs} is larger than the training set ({n_train} equations: "
-                f"task.train_frac={self.task.train_frac} of {self.task.n_equations}); "
+                f"train.batch_size={bs} is larger than the training set ({self.task.describe_train_set()}); "
                 f"use at most {n_train}, or None for full batch",
             )
 
@@ -303,6 +396,11 @@ class RunConfig:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
+        _check(
+            self.task.group not in VECTOR_GROUPS or self.model.arch == "mlp",
+            f"model.arch={self.model.arch!r} reads operand pairs, but task.group={self.task.group!r} gives vector "
+            "inputs; use model.arch='mlp'",
+        )
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         d = dict(d)

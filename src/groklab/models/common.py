@@ -27,7 +27,7 @@ def quadratic(x: torch.Tensor) -> torch.Tensor:
 
 
 def activation(name: str):
-    return {"relu": F.relu, "gelu": F.gelu, "quadratic": quadratic}[name]
+    return {"relu": F.relu, "gelu": F.gelu, "quadratic": quadratic, "tanh": torch.tanh}[name]
 
 
 @contextmanager

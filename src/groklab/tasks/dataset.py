@@ -1,26 +1,41 @@
-"""A task's data as tensors: the whole table, a seeded train/validation split, and label corruption."""
+"""A task's data as tensors: the whole table, a seeded train/validation split, and label corruption.
+
+`build_dataset(cfg)` dispatches on `task.group`: the binary-operation tables here, the other groups in
+their own modules (parity.py, images.py, teacher.py, custom.py).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
-from groklab.tasks.ops import modular_table, permutation_table
+from groklab.tasks.ops import integer_table, modular_table, permutation_table
+from groklab.tasks.targets import Readout, corrupt_labels
 
 if TYPE_CHECKING:  # config imports the operation registry from tasks; avoid the cycle at run time
     from groklab.config import TaskConfig
 
 
+def no_probe(model) -> dict[str, float]:
+    return {}
+
+
 @dataclass
 class Dataset:
-    """Equations `x op y = z` split into train and validation.
+    """Inputs and labels split into train and validation.
 
-    `x_*` are operand pairs (N, 2) of element indices in [0, n_elements); `y_*` are labels (N,) in
-    [0, n_classes). Training labels may be corrupted: `corrupted` (n_train,) marks them and `y_train_true`
-    keeps the true labels, so clean and corrupted subsets are measured apart.
+    Inputs `x_*` are either operand pairs (N, 2) of element indices in [0, n_elements) (the tables), or float
+    vectors (N, d_input) (parity, images, teacher–student; `d_input` set, `n_elements` 0). Labels `y_*`
+    follow `target` (see tasks/targets.py): `class` (N,) long in [0, n_classes); `sign` (N, n_classes)
+    float ±1; `real` (N, n_classes) float, scored as hits within `tol` and R². Training labels may be
+    corrupted: `corrupted` (n_train,) marks them and `y_train_true` keeps the true labels, so clean and
+    corrupted subsets are measured apart. `probe(model)` returns the task's own metrics, read from the
+    model's role-named weights at every evaluation (RQI, weight mass on the relevant bits); {} by default.
+
+    Build one from your own tensors with `Dataset.from_tensors` (or a `custom` task, which also resumes).
     """
 
     x_train: torch.Tensor
@@ -33,6 +48,10 @@ class Dataset:
     val_idx: torch.Tensor
     n_elements: int
     n_classes: int
+    target: str = "class"
+    tol: float = 0.1
+    d_input: int | None = None
+    probe: Callable[..., dict[str, float]] = field(default=no_probe, repr=False, compare=False)
 
     @property
     def n_train(self) -> int:
@@ -42,19 +61,128 @@ class Dataset:
     def n_val(self) -> int:
         return len(self.y_val)
 
-    def to(self, device: torch.device | str) -> "Dataset":
-        fields = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
-        return Dataset(**fields)
+    @property
+    def readout(self) -> Readout:
+        """How model outputs become predictions, and which predictions count as correct."""
+        return Readout(self.target, self.tol)
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "Dataset":
+        """On `device`; float tensors (vector inputs, sign and real labels) also cast to `dtype` if given."""
+
+        def move(v):
+            if not isinstance(v, torch.Tensor):
+                return v
+            if dtype is not None and v.is_floating_point():
+                return v.to(device=device, dtype=dtype)
+            return v.to(device)
+
+        return Dataset(**{k: move(v) for k, v in self.__dict__.items()})
+
+    @classmethod
+    def from_tensors(
+        cls,
+        x_train: torch.Tensor,
+        y_train: torch.Tensor,
+        x_val: torch.Tensor,
+        y_val: torch.Tensor,
+        target: str | None = None,
+        tol: float = 0.1,
+        n_classes: int | None = None,
+    ) -> "Dataset":
+        """A data set from your own tensors (see docs/tasks.md, "Bring your own data").
+
+        Inputs: long (N, 2) operand pairs, or float (N, ...) vectors (flattened to (N, d)). Labels: long (N,)
+        classes, or float (N,) / (N, d) targets. `target` defaults to `class` for integer labels and `real`
+        for float labels; pass `sign` for ±1 labels scored by sign.
+        """
+        from groklab.errors import ConfigError
+        from groklab.tasks.targets import TARGETS
+
+        x_train, x_val, y_train, y_val = (torch.as_tensor(t) for t in (x_train, x_val, y_train, y_val))
+        for name, x, y in (("train", x_train, y_train), ("val", x_val, y_val)):
+            if len(x) != len(y):
+                raise ConfigError(f"x_{name} has {len(x)} rows but y_{name} has {len(y)}; they must match")
+        if len(x_train) == 0 or len(x_val) == 0:
+            raise ConfigError(f"the training and validation sets must both be non-empty (got {len(x_train)} and {len(x_val)} rows)")
+        if x_train.is_floating_point() != x_val.is_floating_point() or y_train.is_floating_point() != y_val.is_floating_point():
+            raise ConfigError("x_train and x_val (and y_train and y_val) must both be integer or both be float tensors")
+        if target is None:
+            target = "real" if y_train.is_floating_point() else "class"
+        if target not in TARGETS:
+            raise ConfigError(f"target={target!r} is not allowed; choose one of: {', '.join(TARGETS)}")
+
+        if x_train.is_floating_point():
+            x_train, x_val = x_train.reshape(len(x_train), -1).float(), x_val.reshape(len(x_val), -1).float()
+            if x_train.shape[1] != x_val.shape[1]:
+                raise ConfigError(f"x_train has {x_train.shape[1]} features per row but x_val has {x_val.shape[1]}")
+            d_input, n_elements = x_train.shape[1], 0
+        else:
+            if x_train.dim() != 2 or x_train.shape[1] != 2 or x_val.dim() != 2 or x_val.shape[1] != 2:
+                raise ConfigError(
+                    f"integer inputs must be operand pairs of shape (N, 2), got {tuple(x_train.shape)} and {tuple(x_val.shape)}; "
+                    "give float inputs for vectors"
+                )
+            if min(x_train.min().item(), x_val.min().item()) < 0:
+                raise ConfigError("integer inputs (operand pairs) must be non-negative element indices")
+            x_train, x_val = x_train.long(), x_val.long()
+            d_input, n_elements = None, int(max(x_train.max().item(), x_val.max().item())) + 1
+
+        if target == "class":
+            if y_train.is_floating_point():
+                raise ConfigError("target='class' needs integer labels (class ids); got float labels")
+            y_train, y_val = y_train.reshape(-1).long(), y_val.reshape(-1).long()
+            if min(y_train.min().item(), y_val.min().item()) < 0:
+                raise ConfigError("class labels must be non-negative class ids")
+            top = int(max(y_train.max().item(), y_val.max().item())) + 1
+            if n_classes is not None and n_classes < top:
+                raise ConfigError(f"n_classes={n_classes} but the labels go up to {top - 1}")
+            n_classes = n_classes or top
+        else:
+            y_train, y_val = y_train.float().reshape(len(y_train), -1), y_val.float().reshape(len(y_val), -1)
+            if y_train.shape[1] != y_val.shape[1]:
+                raise ConfigError(f"y_train has {y_train.shape[1]} targets per row but y_val has {y_val.shape[1]}")
+            if target == "sign" and not bool(((y_train.abs() == 1).all() & (y_val.abs() == 1).all()).item()):
+                raise ConfigError("target='sign' needs labels that are all -1 or +1")
+            n_classes = y_train.shape[1]
+        return cls(
+            x_train=x_train, y_train=y_train, y_train_true=y_train.clone(),
+            corrupted=torch.zeros(len(y_train), dtype=torch.bool), x_val=x_val, y_val=y_val,
+            train_idx=torch.arange(len(y_train)), val_idx=torch.arange(len(y_train), len(y_train) + len(y_val)),
+            n_elements=n_elements, n_classes=n_classes, target=target, tol=tol, d_input=d_input,
+        )
+
+    def with_corruption(self, frac: float, g: torch.Generator) -> "Dataset":
+        """A copy whose training labels have a fraction `frac` corrupted (classes: a wrong class; signs: flipped)."""
+        from groklab.errors import ConfigError
+
+        if frac and self.target == "real":
+            raise ConfigError(f"task.corrupt_frac={frac}: corruption needs class or ±1 labels; this task's labels are real-valued")
+        y, corrupted = corrupt_labels(self.y_train_true, frac, self.target, self.n_classes, g)
+        return Dataset(**{**self.__dict__, "y_train": y, "corrupted": corrupted})
 
 
 def full_table(cfg: TaskConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x, y, z) of every equation of the task's table, int64 arrays of shape (N,)."""
     if cfg.group == "modular":
         return modular_table(cfg.op, cfg.p)
+    if cfg.group == "integer":
+        return integer_table(cfg.op, cfg.p)
     return permutation_table(cfg.op, cfg.n)
 
 
 def build_dataset(cfg: TaskConfig) -> Dataset:
+    """The data set a task config describes (see `groklab tasks`)."""
+    from groklab.tasks import custom, images, parity, teacher
+
+    builders = {
+        "modular": table_dataset, "permutation": table_dataset, "integer": table_dataset,
+        "parity": parity.build, "images": images.build, "teacher": teacher.build, "custom": custom.build,
+    }
+    return builders[cfg.group](cfg)
+
+
+def table_dataset(cfg: TaskConfig) -> Dataset:
+    """A binary-operation table split into train and validation by `task.seed`, then label corruption."""
     x, y, z = full_table(cfg)
     n = len(z)
     n_train = cfg.n_train
@@ -66,16 +194,16 @@ def build_dataset(cfg: TaskConfig) -> Dataset:
     pairs = torch.from_numpy(np.stack([x, y], axis=1))
     labels = torch.from_numpy(z)
     m = cfg.n_elements
+    n_classes = 2 * m - 1 if cfg.group == "integer" else m
     y_train_true = labels[train_idx]
-    y_train = y_train_true.clone()
-    corrupted = torch.zeros(n_train, dtype=torch.bool)
-    n_corrupt = round(cfg.corrupt_frac * n_train)
-    if n_corrupt:
-        which = torch.randperm(n_train, generator=g)[:n_corrupt]
-        # Adding a shift in 1..m-1 mod m gives a wrong label, uniform over the m-1 wrong ones.
-        shift = torch.randint(1, m, (n_corrupt,), generator=g)
-        y_train[which] = (y_train_true[which] + shift) % m
-        corrupted[which] = True
+    # The same generator goes on to pick the corrupted labels, so the split and the corruption both
+    # follow from task.seed alone.
+    y_train, corrupted = corrupt_labels(y_train_true, cfg.corrupt_frac, "class", n_classes, g)
+    probe = no_probe
+    if cfg.group == "integer":
+        from groklab.tasks.rqi import rqi_probe
+
+        probe = rqi_probe(m, cfg.rqi_tol)
     return Dataset(
         x_train=pairs[train_idx],
         y_train=y_train,
@@ -86,5 +214,6 @@ def build_dataset(cfg: TaskConfig) -> Dataset:
         train_idx=train_idx,
         val_idx=val_idx,
         n_elements=m,
-        n_classes=m,
+        n_classes=n_classes,
+        probe=probe,
     )

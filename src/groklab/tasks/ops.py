@@ -75,11 +75,26 @@ MODULAR_OPS: dict[str, Operation] = {
     for name, (_, desc, needs_prime, nonzero_y) in _MODULAR.items()
 }
 PERMUTATION_OPS: dict[str, Operation] = {name: Operation(name, "permutation", desc) for name, desc in _PERMUTATION.items()}
-GROUPS = ("modular", "permutation")
+# Integer (not modular) addition, the task of Liu et al. (2022)'s toy model: answers 0..2p-2, so a task of
+# this group has 2p-1 classes. As in the paper, x+y and y+x are one sample: the table has the p(p+1)/2 pairs
+# x ≤ y. Its parallelograms i+j = m+n define the representation quality index.
+INTEGER_OPS: dict[str, Operation] = {
+    "x+y": Operation("x+y", "integer", "integer addition of 0..p-1, pairs x <= y, answers 0..2p-2 (Liu et al. 2022)"),
+}
+GROUPS = ("modular", "permutation", "integer")  # the groups whose task is a binary-operation table
 
 
 def ops_for(group: str) -> dict[str, Operation]:
-    return MODULAR_OPS if group == "modular" else PERMUTATION_OPS
+    return {"modular": MODULAR_OPS, "permutation": PERMUTATION_OPS, "integer": INTEGER_OPS}[group]
+
+
+def integer_table(op: str, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All equations x + y = z over the integers for 0 ≤ x ≤ y < p. (x, y, z), int64 of shape (p(p+1)/2,) each."""
+    if op not in INTEGER_OPS:
+        raise KeyError(op)
+    x, y = np.triu_indices(p)
+    x, y = x.astype(np.int64), y.astype(np.int64)
+    return x, y, x + y
 
 
 def modular_table(op: str, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -79,15 +79,17 @@ def resolve_device(name: str) -> torch.device:
 # --- evaluation --------------------------------------------------------------------------------------
 @torch.no_grad()
 def predict(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, kind: str, chunk: int = 16384, collapse: list[int] | None = None
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, kind: str, chunk: int = 16384, collapse: list[int] | None = None,
+    decide: Callable[[torch.Tensor], torch.Tensor] = lambda logits: logits.argmax(-1),
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample loss (N,) and predicted class (N,) over x in chunks. With a list `collapse`, also add to it
-    the softmax-collapse counts (samples with correct-class probability exactly 1, with zero loss gradient)."""
+    """Per-sample loss (N,) and prediction over x in chunks: the class (N,), or what `decide` (the data set's
+    readout) makes of the outputs. With a list `collapse`, also add to it the softmax-collapse counts
+    (samples with correct-class probability exactly 1, with zero loss gradient)."""
     losses, preds = [], []
     for i in range(0, len(y), chunk):
         logits = model(x[i : i + chunk])
         losses.append(loss_fn(logits, y[i : i + chunk], kind, reduction="none"))
-        preds.append(logits.argmax(-1))
+        preds.append(decide(logits))
         if collapse is not None:
             for j, n in enumerate(collapse_counts(logits, y[i : i + chunk], kind)):
                 collapse[j] += n
@@ -95,28 +97,39 @@ def predict(
 
 
 def evaluate(model: nn.Module, data: Dataset, kind: str, chunk: int = 16384) -> dict[str, float]:
-    """Train/val loss and accuracy; with corrupted labels also the clean and corrupted training subsets."""
+    """Train/val loss and accuracy; with corrupted labels also the clean and corrupted training subsets.
+
+    What counts as correct is the data set's readout (tasks/targets.py): the arg-max class, the sign of ±1
+    targets, or for real-valued targets a hit within `tol` (with `train_r2`/`val_r2` beside it). The task's
+    own metrics (`data.probe`: RQI, weight mass on the relevant parity bits) are added at the end.
+    """
+    readout = data.readout
     was_training = model.training
     model.eval()  # dropout off
-    collapse = [0, 0]
-    tr_loss, tr_pred = predict(model, data.x_train, data.y_train, kind, chunk, collapse)
-    va_loss, va_pred = predict(model, data.x_val, data.y_val, kind, chunk)
+    collapse = [0, 0] if readout.kind == "class" else None  # softmax collapse needs softmax over classes
+    tr_loss, tr_pred = predict(model, data.x_train, data.y_train, kind, chunk, collapse, readout.decide)
+    va_loss, va_pred = predict(model, data.x_val, data.y_val, kind, chunk, decide=readout.decide)
     model.train(was_training)
-    tr_ok = tr_pred == data.y_train
+    tr_ok = readout.correct(tr_pred, data.y_train)
     row = {
         "train_loss": tr_loss.mean().item(),
         "train_acc": tr_ok.float().mean().item(),
         "val_loss": va_loss.mean().item(),
-        "val_acc": (va_pred == data.y_val).float().mean().item(),
-        # Softmax collapse (Prieto et al.): training samples that float rounding has stopped teaching.
-        "train_collapse_frac": collapse[0] / len(tr_ok),
-        "train_zero_grad_frac": collapse[1] / len(tr_ok),
+        "val_acc": readout.correct(va_pred, data.y_val).float().mean().item(),
     }
     c = data.corrupted
+    if collapse is not None:
+        # Softmax collapse (Prieto et al.): training samples that float rounding has stopped teaching.
+        row["train_collapse_frac"] = collapse[0] / len(tr_ok)
+        row["train_zero_grad_frac"] = collapse[1] / len(tr_ok)
+    row.update(readout.scores("train", tr_pred, data.y_train))
+    row.update(readout.scores("val", va_pred, data.y_val))
     if c.any():
         row["train_clean_acc"] = tr_ok[~c].float().mean().item()
         row["train_corrupted_acc"] = tr_ok[c].float().mean().item()  # memorized the wrong labels
-        row["train_corrupted_true_acc"] = (tr_pred[c] == data.y_train_true[c]).float().mean().item()  # generalized
+        row["train_corrupted_true_acc"] = readout.correct(tr_pred[c], data.y_train_true[c]).float().mean().item()  # generalized
+    with torch.no_grad():
+        row.update(data.probe(model))
     return row
 
 
@@ -211,8 +224,8 @@ def run(
 
     # Seed everything that draws randomness: init and dropout use the global generator, batches their own.
     torch.manual_seed(tc.seed)
-    data = build_dataset(cfg.task).to(device)
-    model = build_model(cfg.model, data.n_elements, data.n_classes).to(device=device, dtype=dtype)
+    data = build_dataset(cfg.task).to(device, dtype)
+    model = build_model(cfg.model, data.n_elements, data.n_classes, data.d_input).to(device=device, dtype=dtype)
     optimizer = build_optimizer(model, cfg.optim)
     interventions = build_interventions(cfg, model)
     batch_gen = torch.Generator().manual_seed(tc.seed + 1_000_003)
@@ -222,6 +235,8 @@ def run(
     batch = tc.batch_size
     n_train = data.n_train
 
+    if batch is not None and batch > n_train:  # a custom task's size is known only now, with its file read
+        raise ConfigError(f"train.batch_size={batch} is larger than the training set ({n_train} samples from task.path={cfg.task.path!r}); use at most {n_train}, or None for full batch")
     step, elapsed, rows = 0, 0.0, []
     if resume:
         assert store is not None
@@ -295,7 +310,7 @@ def run(
 
             # --- one update ---
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg.optim, total)
+                group["lr"] = lr_at(step, cfg.optim, total) * group.get("lr_scale", 1.0)  # embeddings' own lr (optim.embed_lr)
             if batch is None:
                 xb, yb = data.x_train, data.y_train
             else:

@@ -57,11 +57,40 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
         params: list = [{"params": decay}, {"params": keep, "weight_decay": 0.0}]
     else:
         params = [p for _, p in named]
+    params = embedding_groups(model, params, cfg)
     if cfg.name == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def embedding_groups(model: nn.Module, params: list, cfg: OptimConfig) -> list:
+    """Give the embeddings (W_E, W_pos) their own learning rate and weight decay (`optim.embed_lr`,
+    `optim.embed_weight_decay`), as the toy model of Liu et al. (2022) needs for its phase diagrams.
+
+    `params` is a list of tensors or of parameter-group dicts; each group is split into its non-embedding and
+    its embedding parameters. The embedding group carries `lr_scale` = embed_lr / lr, which the training loop
+    multiplies into the scheduled learning rate. Without either field, `params` is returned as it is.
+    """
+    if cfg.embed_lr is None and cfg.embed_weight_decay is None:
+        return params
+    embed = {id(p) for n, p in model.named_parameters() if _role(n) in ("W_E", "W_pos")}
+    groups = params if params and isinstance(params[0], dict) else [{"params": list(params)}]
+    out = []
+    for g in groups:
+        rest = {k: v for k, v in g.items() if k != "params"}
+        out.append({**rest, "params": [p for p in g["params"] if id(p) not in embed]})
+        emb = [p for p in g["params"] if id(p) in embed]
+        if emb:
+            group = {**rest, "params": emb}
+            if cfg.embed_lr is not None:
+                group["lr_scale"] = cfg.embed_lr / cfg.lr
+                group["lr"] = cfg.embed_lr
+            if cfg.embed_weight_decay is not None:
+                group["weight_decay"] = cfg.embed_weight_decay
+            out.append(group)
+    return [g for g in out if g["params"]]
 
 
 def lr_at(step: int, cfg: OptimConfig, total: int | None = None) -> float:
@@ -85,8 +114,9 @@ def lr_at(step: int, cfg: OptimConfig, total: int | None = None) -> float:
 def stablemax_s(x: torch.Tensor) -> torch.Tensor:
     """s(x) = x + 1 for x ≥ 0 and 1 / (1 − x) for x < 0 (Prieto et al. 2025, eq. 9): grows linearly instead
     of exponentially, so the normalized probabilities cannot round to exactly 1 as softmax's do."""
-    # where() evaluates both branches: clamp each to its own half so neither divides by zero or overflows
-    return torch.where(x >= 0, x.clamp(min=0) + 1, 1 / (1 - x.clamp(max=0)))
+    # (1 + relu(x)) / (1 + relu(-x)) is x + 1 or 1 / (1 − x) exactly (one of the two is 1), and with its
+    # backward about 3x faster on CPU than where() over two clamped branches.
+    return (1 + torch.relu(x)) / (1 + torch.relu(-x))
 
 
 def log_stablemax(logits: torch.Tensor) -> torch.Tensor:
@@ -110,7 +140,8 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str, reduction: st
         # Softmax in float64 would be slower and hide the float32 softmax collapse the papers study.
         return F.cross_entropy(logits, labels, reduction=reduction)
     if kind == "stablemax":
-        per_sample = -log_stablemax(logits).gather(-1, labels[:, None]).squeeze(-1)
+        s = stablemax_s(logits)  # the log of the correct class only: one (B,) log instead of a (B, C) one
+        per_sample = s.sum(-1).log() - s.gather(-1, labels[:, None]).squeeze(-1).log()
     else:
         target = F.one_hot(labels, logits.shape[-1]).to(logits.dtype)
         per_sample = (logits - target).pow(2).sum(-1)
