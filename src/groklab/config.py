@@ -388,6 +388,11 @@ class RunConfig:
                 f"train.batch_size={bs} is larger than the training set ({self.task.describe_train_set()}); "
                 f"use at most {n_train}, or None for full batch",
             )
+        _check(
+            self.task.group not in VECTOR_GROUPS or self.model.arch == "mlp",
+            f"model.arch={self.model.arch!r} reads operand pairs, but task.group={self.task.group!r} gives vector "
+            "inputs; use model.arch='mlp'",
+        )
 
     # --- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -396,11 +401,6 @@ class RunConfig:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
-        _check(
-            self.task.group not in VECTOR_GROUPS or self.model.arch == "mlp",
-            f"model.arch={self.model.arch!r} reads operand pairs, but task.group={self.task.group!r} gives vector "
-            "inputs; use model.arch='mlp'",
-        )
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         d = dict(d)

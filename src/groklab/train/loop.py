@@ -117,13 +117,13 @@ def evaluate(model: nn.Module, data: Dataset, kind: str, chunk: int = 16384) -> 
         "val_loss": va_loss.mean().item(),
         "val_acc": readout.correct(va_pred, data.y_val).float().mean().item(),
     }
-    c = data.corrupted
     if collapse is not None:
         # Softmax collapse (Prieto et al.): training samples that float rounding has stopped teaching.
         row["train_collapse_frac"] = collapse[0] / len(tr_ok)
         row["train_zero_grad_frac"] = collapse[1] / len(tr_ok)
     row.update(readout.scores("train", tr_pred, data.y_train))
     row.update(readout.scores("val", va_pred, data.y_val))
+    c = data.corrupted
     if c.any():
         row["train_clean_acc"] = tr_ok[~c].float().mean().item()
         row["train_corrupted_acc"] = tr_ok[c].float().mean().item()  # memorized the wrong labels
@@ -234,9 +234,9 @@ def run(
     ckpts = set(log_spaced_steps(total, tc.checkpoint_points))
     batch = tc.batch_size
     n_train = data.n_train
-
     if batch is not None and batch > n_train:  # a custom task's size is known only now, with its file read
         raise ConfigError(f"train.batch_size={batch} is larger than the training set ({n_train} samples from task.path={cfg.task.path!r}); use at most {n_train}, or None for full batch")
+
     step, elapsed, rows = 0, 0.0, []
     if resume:
         assert store is not None
