@@ -230,3 +230,21 @@ def test_ray_missing_names_the_extra(monkeypatch):
 
     with pytest.raises(GroklabError, match=r"groklab\[ray\]"):
         import_ray()
+
+
+def test_sweep_plots_draw_a_table(tmp_path):
+    import pandas as pd
+
+    from groklab.report.sweep_plots import plot_phase_diagram, plot_steps_vs_field
+
+    rows = [
+        {"status": "done", "task.train_frac": f, "optim.weight_decay": w, "train.seed": s, "steps": 1000,
+         "train_acc_99_step": 50 + s, "val_acc_99_step": None if f < 0.4 else int(900 * (1 - f)) + s}
+        for f in (0.3, 0.5, 0.7) for w in (0.0, 1.0) for s in (0, 1)
+    ]
+    df = pd.DataFrame(rows)
+    a = plot_phase_diagram(df, "task.train_frac", "optim.weight_decay", tmp_path / "phase.png")
+    b = plot_steps_vs_field(df, "task.train_frac", tmp_path / "steps.png")
+    assert a.stat().st_size > 5000 and b.stat().st_size > 5000
+    with pytest.raises(KeyError):
+        plot_phase_diagram(df, "task.train_frac", "no.such.field", tmp_path / "x.png")

@@ -1,0 +1,92 @@
+"""Sweep figures: a phase diagram over two fields, and steps-to-grok against one field with seed spread.
+
+Both draw a sweep table (`groklab.sweep.sweep_table`); they compute nothing beyond grouping its rows.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)  # atomic: a reader never sees half a PNG
+    return path
+
+
+def _log_if_wide(values) -> bool:
+    v = [x for x in values if isinstance(x, (int, float)) and x > 0]
+    return len(v) >= 3 and max(v) / min(v) >= 50
+
+
+def plot_phase_diagram(df, x: str, y: str, path: str | Path, value: str = "val_acc_99_step", title: str | None = None) -> Path:
+    """A heatmap of `value` (mean over seeds) on the grid of fields `x` and `y`; cells where it is missing
+    (never crossed 99%) are hatched and labelled "never". With a `phase` column, each cell is labelled by
+    its most common phase instead."""
+    done = df[df["status"] == "done"] if "status" in df else df
+    xs, ys = sorted(done[x].dropna().unique()), sorted(done[y].dropna().unique())
+    grid = [[math.nan] * len(xs) for _ in ys]
+    labels = [[""] * len(xs) for _ in ys]
+    for (xv, yv), g in done.groupby([x, y]):
+        i, j = ys.index(yv), xs.index(xv)
+        vals = g[value].dropna().astype(float)
+        grid[i][j] = vals.mean() if len(vals) else math.nan
+        if "phase" in g and g["phase"].notna().any():
+            labels[i][j] = str(g["phase"].mode().iloc[0])
+        else:
+            labels[i][j] = "never" if not len(vals) else f"{vals.mean():.3g}"
+    fig, ax = plt.subplots(figsize=(1.1 * len(xs) + 3, 0.8 * len(ys) + 2.2))
+    im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            if math.isnan(grid[i][j]):
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", color="gray", lw=0))
+            ax.text(j, i, labels[i][j], ha="center", va="center", fontsize=8, color="white" if not math.isnan(grid[i][j]) else "black")
+    ax.set_xticks(range(len(xs)), [f"{v:g}" if isinstance(v, float) else str(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [f"{v:g}" if isinstance(v, float) else str(v) for v in ys])
+    ax.set(xlabel=x, ylabel=y, title=title or f"{value} (mean over seeds)")
+    fig.colorbar(im, ax=ax, label=value)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_steps_vs_field(df, field: str, path: str | Path, steps: tuple[str, ...] = ("train_acc_99_step", "val_acc_99_step"), title: str | None = None) -> Path:
+    """Steps until 99% accuracy against `field`: each seed a dot, the median a line, the seed range a band.
+    A run that never crossed is drawn as a cross at the step budget (its `steps`), so a failing corner shows."""
+    done = df[df["status"] == "done"] if "status" in df else df
+    colors = {"train_acc_99_step": "tab:blue", "val_acc_99_step": "tab:red"}
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for key in steps:
+        xs, meds, los, his = [], [], [], []
+        for xv, g in sorted(done.groupby(field), key=lambda t: t[0]):
+            crossed = g[key].dropna().astype(float)
+            never = g[g[key].isna()]
+            c = colors.get(key, None)
+            ax.scatter([xv] * len(crossed), crossed, s=14, alpha=0.6, color=c)
+            if len(never):
+                ax.scatter([xv] * len(never), never["steps"].astype(float), marker="x", s=30, color=c)
+            if len(crossed):
+                xs.append(xv)
+                meds.append(crossed.median())
+                los.append(crossed.min())
+                his.append(crossed.max())
+        label = {"train_acc_99_step": "train 99%", "val_acc_99_step": "validation 99%"}.get(key, key)
+        ax.plot(xs, meds, "-o", color=colors.get(key), label=f"{label} (median; × never)")
+        ax.fill_between(xs, los, his, alpha=0.2, color=colors.get(key))
+    ax.set(xlabel=field, ylabel="optimization steps", yscale="log", title=title or f"steps to 99% accuracy vs {field}")
+    if _log_if_wide(done[field].unique()):
+        ax.set_xscale("log")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
