@@ -248,7 +248,9 @@ def models() -> None:
         print(f"{m.arch:<12} {m.description}\n{'':<12} paper: {m.paper}")
 
 
-COMMANDS: dict[str, Callable] = {"train": train, "resume": resume, "plot": plot, "ops": ops, "demo": demo, "tasks": tasks, "models": models, "sweep": sweep, "table": table}
+from groklab.interop.commands import compare, ls  # noqa: E402  (light: their heavy imports are inside)
+
+COMMANDS: dict[str, Callable] = {"train": train, "resume": resume, "plot": plot, "ops": ops, "demo": demo, "tasks": tasks, "models": models, "sweep": sweep, "table": table, "ls": ls, "compare": compare}
 
 
 def main(args: list[str] | None = None) -> None:

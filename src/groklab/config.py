@@ -308,6 +308,10 @@ class TrainConfig:
     eval_batch_size: int = 16384
     threads: Optional[int] = None
     """CPU threads for this run (torch.set_num_threads); None keeps torch's default. Sweeps use 1 per run."""
+    loggers: list[str] = field(default_factory=list)
+    """Extra sinks of the metrics stream, written into the run directory beside metrics.jsonl (which stays the
+    source of truth): `tensorboard` (RUN/tensorboard/; `pip install "groklab[tensorboard]"`), `wandb` (an
+    offline W&B run in RUN/wandb/; `pip install "groklab[wandb]"`)."""
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, f"train.steps={self.steps} must be at least 1")
@@ -320,6 +324,10 @@ class TrainConfig:
         _check(self.checkpoint_points >= 1, f"train.checkpoint_points={self.checkpoint_points} must be at least 1")
         _check(self.eval_batch_size >= 1, f"train.eval_batch_size={self.eval_batch_size} must be at least 1")
         _check(self.threads is None or self.threads >= 1, f"train.threads={self.threads} must be at least 1 (or None)")
+        self.loggers = list(self.loggers)
+        for name in self.loggers:
+            _choice("train.loggers", name, ("tensorboard", "wandb"))
+        _check(len(set(self.loggers)) == len(self.loggers), f"train.loggers={self.loggers} names a logger twice")
 
 
 @dataclass

@@ -13,6 +13,10 @@ Layout (format_version 1)::
       summary.json                   written once, at the end: final metrics, crossing steps, wall time,
                                      device, library versions
       curves.png                     accuracy and loss against steps (`groklab plot`)
+      metrics.parquet                optional: the metrics as a table (`Run.to_parquet()`, needs pyarrow)
+      tensorboard/, wandb/           optional copies of the metrics stream (`train.loggers`; interop/loggers.py)
+
+Reading the weights without groklab: docs/checkpoints.md and examples/load_checkpoint.py.
 
 Every file is written to a temporary name in the same directory and renamed into place, so a kill at any
 moment leaves either the old or the new file, never half of one. Loading never executes code: JSON and
@@ -203,6 +207,12 @@ class Run:
         import pandas as pd
 
         return pd.DataFrame(self.rows)
+
+    def to_parquet(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the metrics to parquet (default RUN/metrics.parquet; needs pyarrow: `groklab[parquet]`)."""
+        from groklab.interop.dataframes import metrics_to_parquet
+
+        return metrics_to_parquet(self, path)
 
     @property
     def finished(self) -> bool:

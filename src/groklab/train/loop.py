@@ -23,6 +23,7 @@ import torch.nn as nn
 from groklab import __version__
 from groklab.config import RunConfig
 from groklab.errors import ConfigError, RunDirError
+from groklab.interop.loggers import open_loggers
 from groklab.models import build_model
 from groklab.store import RunDir
 from groklab.tasks import Dataset, build_dataset
@@ -271,6 +272,7 @@ def run(
             tensors.update({f"hook.{h.name}.{k}": v for k, v in h.state_tensors().items()})
         store.save_resume(tensors, {"step": step, "elapsed_s": elapsed + time.perf_counter() - t0, "optim": opt_meta})
 
+    loggers = open_loggers(cfg, store.path if store else None)  # train.loggers: TensorBoard, W&B (copies of the JSONL)
     model.train()
     t0 = time.perf_counter()
     last_save = t0
@@ -292,6 +294,7 @@ def run(
                 logged.add(step)
                 if store is not None:
                     store.append_metrics(row)
+                    loggers.log(row)
             # --- checkpoint: weights at log-spaced steps; the resume state then and every resume_every_s ---
             if store is not None:
                 if step in ckpts:
@@ -327,6 +330,7 @@ def run(
             step += 1
 
     wall = elapsed + time.perf_counter() - t0
+    loggers.close()
     summary = {} if interrupted else make_summary(cfg, rows, model, data, wall, device)
     if store is not None and not interrupted:
         store.write_summary(summary)
