@@ -179,6 +179,7 @@ def test_compare_overlays_runs(runs, tmp_path, capsys):
         main(["compare", str(tmp_path / "nope"), "--out", str(out)])
 
 
+@pytest.mark.integration
 def test_metrics_to_parquet(runs):
     pytest.importorskip("pyarrow", reason='parquet needs the extra: pip install "groklab[parquet]"')
     import pandas as pd
