@@ -63,3 +63,11 @@ def test_student_fits_the_training_set():
     first, last = rows[0], rows[-1]
     assert first["train_r2"] < 0.5 and last["train_r2"] > 0.99 and last["train_acc"] > 0.9
     assert last["val_r2"] > 0.5  # and it generalizes somewhat
+
+
+def test_loss_must_suit_the_labels():
+    with pytest.raises(ConfigError, match=r"train.loss='ce'.*use train.loss='mse'"):
+        RunConfig(task=teacher_task(), model=ModelConfig(arch="mlp"), train=TrainConfig(loss="ce", batch_size=None))
+    with pytest.raises(ConfigError, match=r"train.loss.*'stablemax'.*hinge, mse, ce"):
+        RunConfig(task=TaskConfig(group="parity"), model=ModelConfig(arch="mlp"), train=TrainConfig(loss="stablemax", batch_size=None))
+    RunConfig(task=TaskConfig(group="parity", labels="class"), model=ModelConfig(arch="mlp"), train=TrainConfig(loss="stablemax", batch_size=None))

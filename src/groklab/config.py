@@ -401,6 +401,11 @@ class RunConfig:
             f"model.arch={self.model.arch!r} reads operand pairs, but task.group={self.task.group!r} gives vector "
             "inputs; use model.arch='mlp'",
         )
+        t = self.task
+        if t.group == "teacher" or (t.group == "custom" and t.labels == "real"):
+            _check(self.train.loss == "mse", f"train.loss={self.train.loss!r}: task.group={t.group!r} has real-valued labels; use train.loss='mse'")
+        if (t.group == "parity" and t.labels != "class") or (t.group == "custom" and t.labels == "sign"):
+            _choice(f"train.loss (for ±1 labels of task.group={t.group!r})", self.train.loss, ("hinge", "mse", "ce"))
 
     # --- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict:
