@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from groklab import presets
-from groklab.analysis import AnalysisError, run_analysis
+from groklab.analysis import AnalysisError, grokking_over_runs, run_analysis
 from groklab.analysis.grokking import crossing_step
 from groklab.cli import main
 from groklab.store import load_run
@@ -80,3 +80,11 @@ def test_transformer_run_neurons_from_activations_and_sharpness(tmp_path):
     assert (ipr.loc[dead, "freq"] == 0).all() and (ipr.loc[~dead, "freq"] >= 1).all()
     assert s["sharpness"][0]["top_eigenvalue"] > 0
     assert not list((tmp_path / "tf" / "analysis").glob("*.png"))
+
+
+@pytest.mark.integration
+def test_grokking_over_runs_reads_each_runs_crossings(small_run):
+    rows, summ = grokking_over_runs([small_run, small_run])
+    step = crossing_step(load_run(small_run).rows, "train_acc")
+    assert [r["train_step"] for r in rows] == [step, step]
+    assert summ["train_step"]["median"] == step and summ["train_step"]["n"] == 2

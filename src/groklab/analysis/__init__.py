@@ -10,7 +10,7 @@
     driver           run_analysis(run_dir, what): all of it over every checkpoint, into RUN/analysis/
 """
 
-from groklab.analysis.driver import WHAT, run_analysis
+from groklab.analysis.driver import WHAT, grokking_over_runs, run_analysis
 from groklab.analysis.fourier import (
     AnalysisError,
     dominant_frequencies,
@@ -33,7 +33,7 @@ from groklab.analysis.representations import parallelograms, pca, representation
 from groklab.analysis.sharpness import hvp, power_iteration, top_hessian_eigenvalue
 
 __all__ = [
-    "WHAT", "run_analysis", "AnalysisError", "dominant_frequencies", "embedding_matrix", "explained_fraction",
+    "WHAT", "grokking_over_runs", "run_analysis", "AnalysisError", "dominant_frequencies", "embedding_matrix", "explained_fraction",
     "fourier_basis", "frequency_power", "gini", "key_frequencies", "key_gap", "neuron_inputs", "neuron_spectra", "power_spectrum",
     "classify_phase", "crossing_step", "forgetting", "grokking_summary", "seeds_summary", "two_stage",
     "expected_gaussian_ipr", "ipr", "neuron_table", "progress_measures", "split_logits", "sum_squared_weights",

@@ -29,7 +29,7 @@ import torch
 
 from groklab.analysis import fourier as F
 from groklab.analysis.fourier import AnalysisError
-from groklab.analysis.grokking import classify_phase, forgetting, grokking_summary, two_stage
+from groklab.analysis.grokking import classify_phase, forgetting, grokking_summary, seeds_summary, two_stage
 from groklab.analysis.ipr import expected_gaussian_ipr, neuron_table
 from groklab.analysis.progress import SIGN, progress_measures, sum_squared_weights
 from groklab.analysis.pruning import pruning_curve
@@ -85,6 +85,22 @@ def _spread(steps: Sequence[int], n: int) -> list[int]:
         return [steps[-1]]
     idx = sorted({round(i * (len(steps) - 1) / (n - 1)) for i in range(n)})
     return [steps[i] for i in idx]
+
+
+def grokking_over_runs(run_dirs: Iterable[str | os.PathLike], threshold: float = 0.99) -> tuple[list[dict], dict]:
+    """Crossing steps of several runs (seeds) and their median and spread: per-run rows (run, train_step,
+    val_step, gap, budget) and {"train_step": seeds_summary, "val_step": ..., "gap": ...}."""
+    from groklab.store import load_run
+
+    rows = []
+    for d in run_dirs:
+        r = load_run(d)
+        if not r.rows:
+            raise AnalysisError(f"run {str(d)!r} has no metrics yet")
+        rows.append({"run": str(d), "seed": r.config.train.seed, **grokking_summary(r.rows, threshold)})
+    if not rows:
+        raise AnalysisError("no run directories given")
+    return rows, {k: seeds_summary(r[k] for r in rows) for k in ("train_step", "val_step", "gap")}
 
 
 def run_analysis(
