@@ -248,9 +248,36 @@ def models() -> None:
         print(f"{m.arch:<12} {m.description}\n{'':<12} paper: {m.paper}")
 
 
+PresetName = Literal["power2022", "nanda2023", "liu2022", "omnigrok2023", "doshi2023", "parity2022", "grokfast2024", "prieto2025"]
+
+
+def reproduce(
+    preset: tyro.conf.Positional[PresetName],
+    scale: Literal["quick", "full", "smoke"] = "quick",
+    out: Optional[str] = None,
+    workers: Optional[int] = None,
+    device: Literal["cpu", "cuda", "auto"] = "cpu",
+    quiet: bool = False,
+) -> None:
+    """Reproduce a paper's setup: train its runs and sweeps, run the analyses, draw one figure per question,
+    check the paper's qualitative result (OUT/checks.json) and write OUT/report/index.html. --scale quick:
+    minutes on 2 CPU cores; full: the paper's sizes; smoke: seconds (tests the machinery only). OUT
+    defaults to runs/reproduce/PRESET-SCALE; re-running reuses finished runs."""
+    import json
+
+    from groklab.presets.recipes import reproduce as run_recipe
+
+    d = run_recipe(preset, scale, out, workers=workers, device=device, log=None if quiet else print)
+    checks = json.loads((d / "checks.json").read_text())
+    failed = [k for k, c in checks.items() if not c["passed"]]
+    if failed and scale != "smoke":
+        print(f"groklab: {len(failed)} check(s) did not hold: {', '.join(failed)}", file=sys.stderr)
+        raise SystemExit(1)
+
+
 from groklab.interop.commands import compare, ls  # noqa: E402  (light: their heavy imports are inside)
 
-COMMANDS: dict[str, Callable] = {"train": train, "resume": resume, "plot": plot, "ops": ops, "demo": demo, "tasks": tasks, "models": models, "sweep": sweep, "table": table, "ls": ls, "compare": compare}
+COMMANDS: dict[str, Callable] = {"train": train, "resume": resume, "plot": plot, "ops": ops, "demo": demo, "tasks": tasks, "models": models, "sweep": sweep, "table": table, "ls": ls, "compare": compare, "reproduce": reproduce}
 
 
 def main(args: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""A self-contained HTML report of a run or a sweep: `DIR/report/index.html`.
+"""A self-contained HTML report of a run, a sweep or a paper preset (`groklab reproduce`): `DIR/report/index.html`.
 
 Everything the page shows is embedded (figures as data URIs, no scripts, no fonts, no network), so it
 opens from the file system anywhere. The page draws what training and the analyses already wrote —
@@ -35,6 +35,9 @@ th{background:#f5f5f7} td.num{text-align:right;font-variant-numeric:tabular-nums
 figure{margin:1rem 0} figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:.85rem;color:#555}
 details summary{cursor:pointer;color:#333}
+h3{font-size:1rem;margin:1.4rem 0 .3rem}
+tr.pass td:first-child{color:#1a7f37;font-weight:600} tr.fail td:first-child{color:#cf222e;font-weight:600}
+pre.doc{white-space:pre-wrap;background:#f7f7f9;border:1px solid #eee;padding:.8rem;font-size:.85rem}
 """
 
 
@@ -184,17 +187,63 @@ def sweep_report(sweep_dir: Path) -> str:
     return _page("groklab sweep", str(sweep_dir.resolve()), sections)
 
 
+def _check_rows(checks: dict) -> str:
+    rows = "".join(
+        f'<tr class="{"pass" if c.get("passed") else "fail"}"><td>{"✓ pass" if c.get("passed") else "✗ fail"}</td>'
+        f"<td>{_e(name)}</td><td>{_e(c.get('detail', ''))}</td></tr>"
+        for name, c in checks.items()
+    )
+    return f"<table><thead><tr><th>result</th><th>check</th><th>measured</th></tr></thead><tbody>{rows}</tbody></table>"
+
+
+def preset_report(d: Path) -> str:
+    """The page of a paper preset (`groklab reproduce`): checks, headline numbers, one figure per question,
+    tables, the recipe's documentation, the runs and sweeps it trained, the environment."""
+    meta = json.loads((d / "preset.json").read_text())
+    checks = meta.get("checks") or {}
+    passed = sum(1 for c in checks.values() if c.get("passed"))
+    cards = [("checks passed", f"{passed}/{len(checks)}"), ("scale", meta.get("scale")), ("wall time (s)", meta.get("wall_time_s"))]
+    cards += list((meta.get("numbers") or {}).items())
+    figs = []
+    for f in meta.get("figures") or []:
+        png = d / f["file"]
+        if png.is_file():
+            figs.append(f"<h3>{_e(f.get('question', ''))}</h3>" + _figure(png, f.get("caption") or f.get("question") or png.stem))
+    tables = []
+    for t in meta.get("tables") or []:
+        csv_path = d / t["file"]
+        if csv_path.is_file():
+            tables.append(f"<h3>{_e(t.get('title') or csv_path.stem)}</h3>" + _table(_read_csv(csv_path)))
+    notes = "".join(f"<li>{_e(n)}</li>" for n in meta.get("notes") or [])
+    runs = "".join(f"<li><code>{_e(r)}</code></li>" for r in (meta.get("runs") or []) + (meta.get("sweeps") or []))
+    sections = [
+        "<h2>Result</h2>" + _cards(cards),
+        "<h2>Checks of the paper's qualitative result</h2>" + (_check_rows(checks) if checks else "<p>(no checks)</p>"),
+        "<h2>Figures</h2>" + "".join(figs) if figs else "",
+        "<h2>Tables</h2>" + "".join(tables) if tables else "",
+        "<h2>Notes</h2><ul>" + notes + "</ul>" if notes else "",
+        "<h2>About this preset</h2><pre class=\"doc\">" + _e(meta.get("doc", "")) + "</pre>",
+        "<h2>Runs and sweeps</h2><p>Each is an ordinary run or sweep directory under this one "
+        "(<code>groklab report DIR</code> renders it on its own).</p><ul>" + runs + "</ul>" if runs else "",
+        "<h2>Environment</h2>" + _kv_table(meta.get("environment") or {}),
+    ]
+    return _page(f"groklab reproduce {meta.get('preset')}: {meta.get('title', '')}", f"{meta.get('paper', '')} · {d.resolve()}", sections)
+
+
 def build_report(path: str | Path) -> Path:
-    """Write `path/report/index.html` for a run directory or a sweep directory and return its path."""
+    """Write `path/report/index.html` for a run, a sweep or a preset directory (`groklab reproduce`) and
+    return its path."""
     d = Path(path)
     if not d.is_dir():
         raise RunDirError(f"{str(d)!r} does not exist")
-    if (d / "config.json").is_file():
+    if (d / "preset.json").is_file():
+        page = preset_report(d)
+    elif (d / "config.json").is_file():
         page = run_report(d)
     elif (d / "sweep.json").is_file():
         page = sweep_report(d)
     else:
-        raise RunDirError(f"{str(d)!r} is neither a run directory (config.json) nor a sweep directory (sweep.json)")
+        raise RunDirError(f"{str(d)!r} is neither a run directory (config.json) nor a sweep directory (sweep.json) nor a preset directory (preset.json)")
     out = d / "report" / "index.html"
     atomic_write_text(out, page)
     return out

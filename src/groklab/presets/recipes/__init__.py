@@ -1,0 +1,31 @@
+"""Paper recipes: `groklab reproduce PRESET [--scale quick|full] [--out DIR]`.
+
+One module per paper setup (../shared/SETUPS.md); each module's docstring documents the paper's setup,
+what `quick` changes, the expected qualitative result and the measured wall times. A recipe trains only
+through `groklab.run` and the sweep API, runs the analyses, draws one figure per question and records
+checks of the paper's qualitative result (`checks.json`); the directory gets an HTML report.
+
+    from groklab.presets.recipes import reproduce
+    reproduce("nanda2023", scale="quick", out="repro/nanda")    # -> Path of the preset directory
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from groklab.presets.recipes.base import SCALES, Context, Recipe, reproduce
+
+_MODULES = ("nanda2023", "doshi2023", "prieto2025")
+
+
+def _load() -> dict[str, Recipe]:
+    out = {}
+    for name in _MODULES:
+        mod = importlib.import_module(f"groklab.presets.recipes.{name}")
+        out[mod.RECIPE.name] = mod.RECIPE
+    return out
+
+
+RECIPES: dict[str, Recipe] = _load()
+
+__all__ = ["RECIPES", "SCALES", "Context", "Recipe", "reproduce"]

@@ -1,0 +1,111 @@
+"""Doshi, He & Gromov 2023, "To grok or not to grok: disentangling generalization and memorization on
+corrupted algorithmic datasets" (arXiv 2310.13061).
+
+Paper's setup (`full`): x+y mod 97, half the table for training, a fraction ξ of the training labels
+replaced by a random wrong label; a two-layer MLP on one-hot(x) ⊕ one-hot(y), width 500, quadratic
+activation, no biases, MSE on one-hot targets, full-batch AdamW lr 1e-2, weight decay swept. Phases over
+(ξ, weight decay), decided here from the final accuracies: *coexistence* (val ≥ 90% and ≥ 90% of the
+corrupted labels memorized), *partial inversion* (val ≥ 90%, some corrupted labels memorized), *full
+inversion* (val ≥ 90%, ≤ 10% of the corrupted labels memorized: the network "unlearns" them),
+*memorization* (train ≥ 90%, val < 90%), *forgetting* (training accuracy on clean labels < 90%). The
+inverse participation ratio (IPR) of the neurons' Fourier spectra separates periodic (generalizing) from
+memorizing neurons; pruning low-IPR neurons first keeps validation accuracy and removes the memorized
+corrupted labels.
+
+`full`: ξ ∈ {0, 0.1, 0.2, 0.3, 0.4} × weight decay ∈ {0, 0.3, 1, 3, 10}, 10 000 steps. `quick`: p = 59, width
+256, ξ ∈ {0.1, 0.2} × weight decay ∈ {0, 1, 10}, 2000 steps (the same MLP and optimizer otherwise).
+
+Expected qualitative result: without weight decay the network memorizes the corrupted labels
+(coexistence or memorization); with enough weight decay it reaches ≥ 90% validation accuracy while its
+training accuracy on the corrupted labels falls towards 0 (inversion), so its training accuracy is about
+100(1 − ξ)%; the inverted network's neurons have a higher IPR than the memorizing network's; pruning the
+low-IPR neurons of the memorizing network first lowers its accuracy on the corrupted labels.
+
+Measured wall time (2 CPU cores, other jobs running): quick about 1–2 min; full is an estimate from the
+step rate of the batched sweep (25 runs × 10 000 steps of width 500, p = 97): about 30 min on 2 cores.
+"""
+
+from __future__ import annotations
+
+from groklab.presets.recipes.base import Context, Recipe
+
+
+def phase(train_clean: float, corrupted: float, val: float) -> str:
+    if train_clean < 0.9:
+        return "forgetting"
+    if val < 0.9:
+        return "memorization"
+    if corrupted >= 0.9:
+        return "coexistence"
+    return "full inversion" if corrupted <= 0.1 else "partial inversion"
+
+
+def recipe(ctx: Context) -> None:
+    from groklab import presets
+    from groklab.analysis import run_analysis
+    from groklab.report import preset_plots as pp
+    from groklab.store import load_run
+
+    if ctx.scale == "full":
+        base = presets.doshi2023(steps=10_000)
+        xis, wds = [0.0, 0.1, 0.2, 0.3, 0.4], [0.0, 0.3, 1.0, 3.0, 10.0]
+    else:
+        base = presets.doshi2023(p=ctx.pick(quick=59, smoke=23), steps=ctx.pick(quick=2000, smoke=40)).replace(**{"model.width": ctx.pick(quick=256, smoke=32)})
+        xis, wds = [0.1, 0.2], [0.0, 1.0, 10.0]
+    base = base.replace(**{"train.eval_points": ctx.pick(full=100, quick=40, smoke=8), "train.checkpoint_points": ctx.pick(full=20, quick=8, smoke=3)})
+    df = ctx.sweep(base, {"task.corrupt_frac": xis, "optim.weight_decay": wds}, seeds=1, name="phase")
+
+    phases, cells, table = {}, {}, []
+    for _, r in df.iterrows():
+        xi, wd = float(r["task.corrupt_frac"]), float(r["optim.weight_decay"])
+        clean, corr, val = r.get("final.train_clean_acc", r["final.train_acc"]), r.get("final.train_corrupted_acc", 0.0), r["final.val_acc"]
+        ph = phase(clean, corr if corr == corr else 0.0, val)
+        phases[(xi, wd)] = ph
+        cells[(xi, wd)] = f"val {val:.0%}\ncorr {corr:.0%}"
+        table.append({"ξ": xi, "weight decay": wd, "phase": ph, "final train acc": r["final.train_acc"], "train acc (clean labels)": clean,
+                      "train acc (corrupted labels)": corr, "final val acc": val, "val 99% step": r["val_acc_99_step"]})
+    ctx.table(table, "phases", "Final accuracies and phase of every (ξ, weight decay)")
+    ctx.figure(pp.plot_phase_diagram, [*wds], [*xis], {(wd, xi): p for (xi, wd), p in phases.items()}, name="phase_diagram",
+               xlabel="weight decay", ylabel="ξ (corrupted fraction of training labels)", question="Which phase does each (ξ, weight decay) end in?",
+               title="Doshi et al. phase diagram", values={(wd, xi): t for (xi, wd), t in cells.items()},
+               caption="cell text: final validation accuracy and training accuracy on the corrupted labels")
+
+    # The two ends at the largest ξ: no weight decay (memorizes) against the largest (inverts).
+    xi = max(xis)
+    pick = {wd: df[(df["task.corrupt_frac"] == xi) & (df["optim.weight_decay"] == wd)].iloc[0]["run_dir"] for wd in (min(wds), max(wds))}
+    mem, inv = load_run(pick[min(wds)]), load_run(pick[max(wds)])
+    names = {f"weight decay {min(wds):g}": mem, f"weight decay {max(wds):g}": inv}
+    ctx.figure(pp.plot_accuracy_runs, {k: r.rows for k, r in names.items()}, name="two_stage", train_key="train_corrupted_acc",
+               question="Does the network first generalize, then unlearn the corrupted labels?", title=f"ξ = {xi}",
+               caption="solid: validation accuracy; dashed: training accuracy on the corrupted labels (against their wrong labels)")
+    iprs, prunes = {}, {}
+    for k, r in names.items():
+        s = run_analysis(r.path, ("ipr", "pruning"), figures=False)
+        import pandas as pd
+
+        iprs[k] = pd.read_csv(r.path / "analysis" / "neurons.csv")["ipr"].tolist()
+        prunes[k] = s["pruning"]
+    ctx.figure(pp.plot_histograms, iprs, name="ipr_hist", xlabel="inverse participation ratio of a neuron's Fourier spectrum",
+               question="Are the neurons periodic (high IPR) or memorizing (low IPR)?", title=f"neuron IPR at the end, ξ = {xi}")
+    low = {k: [row for row in v if row.get("order") == "low"] for k, v in prunes.items()}
+    ctx.figure(pp.plot_lines, {f"{k}: {m}": ([row["k"] for row in v], [row.get(m) for row in v]) for k, v in low.items()
+                               for m in ("val_acc", "train_corrupted_acc") if v and m in v[0]},
+               name="pruning", xlabel="neurons removed (lowest IPR first)", ylabel="accuracy (%)", percent=True,
+               question="What does removing the low-IPR neurons do?", title="pruning by IPR")
+
+    import statistics
+
+    mi, ii = statistics.median(iprs[f"weight decay {min(wds):g}"]), statistics.median(iprs[f"weight decay {max(wds):g}"])
+    ctx.number("median IPR, no weight decay", mi)
+    ctx.number(f"median IPR, weight decay {max(wds):g}", ii)
+    hi = [t for t in table if t["weight decay"] == max(wds)]
+    lo = [t for t in table if t["weight decay"] == min(wds)]
+    ctx.check("weight decay inverts: generalizes and unlearns corrupted labels",
+              all(t["final val acc"] >= 0.9 and t["train acc (corrupted labels)"] <= 0.5 for t in hi),
+              "; ".join(f"ξ={t['ξ']}: val {t['final val acc']:.2f}, corrupted {t['train acc (corrupted labels)']:.2f}" for t in hi))
+    ctx.check("no weight decay memorizes the corrupted labels", all(t["train acc (corrupted labels)"] >= 0.9 for t in lo),
+              "; ".join(f"ξ={t['ξ']}: corrupted {t['train acc (corrupted labels)']:.2f}, val {t['final val acc']:.2f}" for t in lo))
+    ctx.check("inverted network has higher-IPR neurons", ii > mi, f"median IPR {ii:.3f} (weight decay {max(wds):g}) vs {mi:.3f} (none)")
+
+
+RECIPE = Recipe("doshi2023", "corrupted labels: phases over (ξ, weight decay), IPR and pruning", "Doshi et al. 2023, arXiv 2310.13061", recipe)
