@@ -206,6 +206,18 @@ def run_analysis(
         summary["key_frequencies"] = keys
         summary["key_fraction"] = F.explained_fraction(power, keys)
         summary["key_gap"] = F.key_gap(power, keys)
+        summary["key_source"] = ename
+        if n_keys is None and not summary["key_gap"] >= 4.0:
+            # No clean cut in the embedding (before cleanup it still carries memorization noise): take the
+            # frequencies the neurons are tuned to, when those are clean.
+            spectra, _ = F.neuron_spectra(F.neuron_inputs(m, p, layer)[0])
+            npow = torch.cat([torch.zeros(1, dtype=torch.float64), spectra[:, 1:].sum(0)])
+            nkeys = F.key_frequencies(npow)
+            summary["neuron_key_frequencies"] = nkeys
+            summary["neuron_key_gap"] = F.key_gap(npow, nkeys)
+            if summary["neuron_key_gap"] >= 4.0:
+                keys = nkeys
+                summary.update(key_frequencies=keys, key_fraction=F.explained_fraction(power, keys), key_source="neurons")
         summary["embedding"] = ename
     if "fourier" in todo:
         table([{"freq": f, "power": float(power[f]), "norm": math.sqrt(float(power[f])), "is_key": f in keys} for f in range(len(power))], "fourier")
@@ -214,7 +226,7 @@ def run_analysis(
             pw = F.frequency_power(F.embedding_matrix(load(s), p)[0])
             over += [{"step": s, "freq": f, "power": float(pw[f])} for f in range(len(pw))]
         table(over, "fourier_steps")
-        say(f"fourier ({ename}): key frequencies {keys}, {summary['key_fraction']:.1%} of the periodic power, "
+        say(f"fourier ({ename}): key frequencies {keys} (from {summary['key_source']}), {summary['key_fraction']:.1%} of the periodic power, "
             f"gap to the next frequency ×{summary['key_gap']:.3g}")
         figure("plot_fourier", power, keys, over, name="fourier", label=ename)
 

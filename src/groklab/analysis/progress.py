@@ -37,26 +37,31 @@ def table_logits(model: nn.Module, p: int, chunk: int = 8192) -> torch.Tensor:
     return torch.cat(outs).reshape(p, p, -1)
 
 
-def _directions(p: int, f: int, sign: int) -> tuple[torch.Tensor, torch.Tensor]:
-    n = torch.arange(p, dtype=torch.float64)
-    phase = 2 * math.pi * f / p * (n[:, None, None] + sign * n[None, :, None] - n[None, None, :])  # (p, p, p)
-    return torch.cos(phase), torch.sin(phase)
-
-
 def split_logits(logits: torch.Tensor, freqs: list[int], op: str = "x+y") -> tuple[torch.Tensor, torch.Tensor]:
     """(restricted, excluded) logits: the part of `logits` (p, p, p) along cos/sin(w_f(a±b-c)) for f in
-    `freqs`, and the rest. restricted + excluded = logits."""
+    `freqs`, and the rest. restricted + excluded = logits.
+
+    Every direction depends on (a, b) only through s = a±b mod p, so the inner products are taken on the
+    (p, p) table M[s, c] = Σ_{a±b≡s} logits[a, b, c] and the projection is a (p, p) table indexed by s.
+    """
     if op not in SIGN:
         raise AnalysisError(f"restricted/excluded loss is defined for task.op in {sorted(SIGN)}; got {op!r}")
     p = logits.shape[0]
     if logits.shape != (p, p, p):
         raise AnalysisError(f"logits must be (p, p, p) over the whole table; got {tuple(logits.shape)}")
-    restricted = torch.zeros_like(logits)
+    n = torch.arange(p)
+    s = (n[:, None] + SIGN[op] * n[None, :]) % p  # (p, p)
+    M = torch.zeros(p, p, dtype=logits.dtype).index_add_(0, s.flatten(), logits.reshape(p * p, p))  # (s, c)
+    R = torch.zeros(p, p, dtype=logits.dtype)
+    diff = (n[:, None] - n[None, :]).to(logits.dtype)  # s - c
     for f in freqs:
         if not 1 <= f <= p // 2:
             raise AnalysisError(f"frequency {f} is not in 1..{p // 2}")
-        for d in _directions(p, f, SIGN[op]):
-            restricted += (logits * d).sum() / d.pow(2).sum() * d
+        for D in (torch.cos(2 * math.pi * f / p * diff), torch.sin(2 * math.pi * f / p * diff)):
+            norm = p * D.pow(2).sum()  # each s occurs for p pairs (a, b)
+            if norm > 0:
+                R += (M * D).sum() / norm * D
+    restricted = R[s]  # (p, p, p)
     return restricted, logits - restricted
 
 
