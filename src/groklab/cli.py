@@ -248,7 +248,7 @@ def models() -> None:
         print(f"{m.arch:<12} {m.description}\n{'':<12} paper: {m.paper}")
 
 
-PresetName = Literal["power2022", "nanda2023", "liu2022", "omnigrok2023", "doshi2023", "parity2022", "grokfast2024", "prieto2025"]
+PresetName = Literal["nanda2023", "doshi2023", "prieto2025"]  # groklab.presets.recipes.RECIPES
 
 
 def reproduce(

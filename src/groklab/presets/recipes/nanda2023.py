@@ -8,7 +8,7 @@ progress measures are computed at every (log-spaced) checkpoint: restricted loss
 key frequencies kept), excluded loss (key frequencies removed, on the training set), the Gini coefficient
 of the embedding's norms in the Fourier basis, and the total sum of squared weights.
 
-`quick`: p = 59 and 50% of the table (so the three phases fit in 2500 steps), d_model 64 with 4 heads of
+`quick`: p = 59 and 50% of the table (so the three phases fit in 1500 steps), d_model 64 with 4 heads of
 16 and MLP 256, lr 3e-3; everything else as in the paper.
 
 Expected qualitative result: training accuracy reaches 99% long before validation accuracy (memorization,
@@ -17,7 +17,7 @@ frequencies; the restricted loss falls to low values before (or as) the validati
 excluded loss rises above its memorization value (the memorizing part is removed); the sum of squared
 weights falls from its peak during cleanup.
 
-Measured wall time (2 CPU cores shared with other jobs, so inflated): quick about 2 min; full is an
+Measured wall time (2 CPU cores shared with other jobs, so inflated): quick about 1.5–3 min; full is an
 estimate from the measured step rate of the full-size model (about 25 ms per full-batch step on 2 cores:
 40 000 steps ≈ 17 min, plus about 1 min of analysis).
 """
@@ -35,7 +35,7 @@ def config(ctx: Context):
     if ctx.scale == "full":
         cfg = presets.nanda2023()
         return cfg.replace(**{"train.eval_points": 150, "train.checkpoint_points": 40})
-    p, steps = ctx.pick(quick=(59, 2500), smoke=(23, 150))
+    p, steps = ctx.pick(quick=(59, 1500), smoke=(23, 150))
     cfg = presets.nanda2023(p=p, train_frac=0.5, steps=steps)
     return cfg.replace(**{"model.d_model": 64, "model.d_mlp": 256, "optim.lr": 3e-3,
                           "train.eval_points": ctx.pick(quick=80, smoke=15), "train.checkpoint_points": ctx.pick(quick=24, smoke=6)})
