@@ -154,6 +154,44 @@ def demo(out: str = "runs/demo", steps: int = 4000, seed: int = 0, quiet: bool =
         print(f"plot: {path}")
 
 
+def tasks() -> None:
+    """List the task groups (--task.group) with a description, the paper, and the task fields they use."""
+    from groklab.tasks.registry import TASKS
+
+    for t in TASKS.values():
+        print(f"{t.group:<12} {t.description}\n{'':<12} paper: {t.paper}\n{'':<12} fields: {t.fields}")
+
+
+def models() -> None:
+    """List the models (--model.arch) with a description and the paper."""
+    from groklab.models import MODELS
+
+    for m in MODELS.values():
+        print(f"{m.arch:<12} {m.description}\n{'':<12} paper: {m.paper}")
+
+
+def report(path: tyro.conf.Positional[str]) -> None:
+    """Write PATH/report/index.html: a self-contained page (config, summary, figures, tables, environment)
+    for a run or a sweep directory; it opens from the file system with no network."""
+    from groklab.report.html import build_report
+
+    print(build_report(path))
+
+
+AnalysisName = Literal["all", "grokking", "fourier", "ipr", "pruning", "progress", "representations", "sharpness"]
+
+
+def analyze(run_dir: tyro.conf.Positional[str], what: tuple[AnalysisName, ...] = ("all",), quiet: bool = False) -> None:
+    """Analyse a run over every checkpoint: crossing steps and phase, Fourier spectra and key frequencies,
+    neuron IPR, pruning by IPR, progress measures, PCA/t-SNE/RQI, sharpness. Writes RUN_DIR/analysis/
+    (tables *.csv, figures *.png, summary.json)."""
+    from groklab.analysis import run_analysis
+
+    summary = run_analysis(run_dir, what, log=None if quiet else print)
+    if not quiet:
+        print(f"wrote {len(summary['files'])} files to {Path(run_dir) / 'analysis'}")
+
+
 def _load_base(base: Optional[str], sets: tuple[str, ...]) -> Optional[RunConfig]:
     """--base: a JSON config file (a run's config.json works) or a preset name; --set FIELD=VALUE on top."""
     from groklab.errors import ConfigError
@@ -232,22 +270,6 @@ def table(sweep_dir: tyro.conf.Positional[str], quiet: bool = False) -> None:
     print(f"table: {Path(sweep_dir) / 'table.csv'} ({len(df)} runs, {int((df['status'] == 'done').sum())} done)")
 
 
-def tasks() -> None:
-    """List the task groups (--task.group) with a description, the paper, and the task fields they use."""
-    from groklab.tasks.registry import TASKS
-
-    for t in TASKS.values():
-        print(f"{t.group:<12} {t.description}\n{'':<12} paper: {t.paper}\n{'':<12} fields: {t.fields}")
-
-
-def models() -> None:
-    """List the models (--model.arch) with a description and the paper."""
-    from groklab.models import MODELS
-
-    for m in MODELS.values():
-        print(f"{m.arch:<12} {m.description}\n{'':<12} paper: {m.paper}")
-
-
 PresetName = Literal["nanda2023", "doshi2023", "prieto2025"]  # groklab.presets.recipes.RECIPES
 
 
@@ -277,7 +299,7 @@ def reproduce(
 
 from groklab.interop.commands import compare, ls  # noqa: E402  (light: their heavy imports are inside)
 
-COMMANDS: dict[str, Callable] = {"train": train, "resume": resume, "plot": plot, "ops": ops, "demo": demo, "tasks": tasks, "models": models, "sweep": sweep, "table": table, "ls": ls, "compare": compare, "reproduce": reproduce}
+COMMANDS: dict[str, Callable] = {"train": train, "resume": resume, "plot": plot, "ops": ops, "demo": demo, "tasks": tasks, "models": models, "analyze": analyze, "report": report, "sweep": sweep, "table": table, "ls": ls, "compare": compare, "reproduce": reproduce}
 
 
 def main(args: list[str] | None = None) -> None:
