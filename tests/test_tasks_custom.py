@@ -104,8 +104,10 @@ def test_custom_run_learns_writes_its_directory_and_resumes(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded.load_model()(xt).argmax(-1), full.model(xt).argmax(-1))
     # The batch-size check needs the file, so it happens when the run starts.
+    # It leaves no run directory behind.
     with pytest.raises(ConfigError, match=r"train.batch_size=64 is larger than the training set \(32 samples"):
-        run(custom_run(task, None).replace(**{"train.batch_size": 64}))
+        run(custom_run(task, tmp_path / "too_big").replace(**{"train.batch_size": 64}))
+    assert not (tmp_path / "too_big").exists()
 
 
 def test_tasks_and_models_commands_list_everything(capsys):

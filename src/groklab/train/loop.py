@@ -217,11 +217,8 @@ def run(
         torch.set_num_threads(tc.threads)
     dtype = torch.float64 if tc.dtype == "float64" else torch.float32
     store = RunDir(Path(cfg.out)) if cfg.out else None
-    if store is not None and not resume:
-        if (store.path / "config.json").exists():
-            raise RunDirError(f"{cfg.out!r} already holds a run; resume it with `groklab resume {cfg.out}` or choose another --out")
-        store.path.mkdir(parents=True, exist_ok=True)
-        store.write_config(cfg)
+    if store is not None and not resume and (store.path / "config.json").exists():
+        raise RunDirError(f"{cfg.out!r} already holds a run; resume it with `groklab resume {cfg.out}` or choose another --out")
 
     # Seed everything that draws randomness: init and dropout use the global generator, batches their own.
     torch.manual_seed(tc.seed)
@@ -237,6 +234,10 @@ def run(
     n_train = data.n_train
     if batch is not None and batch > n_train:  # a custom task's size is known only now, with its file read
         raise ConfigError(f"train.batch_size={batch} is larger than the training set ({n_train} samples from task.path={cfg.task.path!r}); use at most {n_train}, or None for full batch")
+    if store is not None and not resume:
+        # Only now, with the data read and every check passed, so a bad config leaves no half-made directory.
+        store.path.mkdir(parents=True, exist_ok=True)
+        store.write_config(cfg)
 
     step, elapsed, rows = 0, 0.0, []
     if resume:

@@ -169,9 +169,15 @@ def target_loss(out: torch.Tensor, y: torch.Tensor, kind: str, reduction: str = 
 
 def collapse_counts(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> tuple[int, int]:
     """Softmax collapse (Prieto et al. 2025) on a batch, in the logits' dtype: the number of samples whose
-    correct-class softmax probability is exactly 1.0, and the number whose loss gradient with respect to the
-    logits is exactly zero in every entry (those samples no longer teach the model anything)."""
-    p_correct = logits.softmax(-1).gather(-1, labels[:, None]).squeeze(-1)
+    correct-class probability is exactly 1.0, and the number whose loss gradient with respect to the
+    logits is exactly zero in every entry (those samples no longer teach the model anything). The
+    probability is the one the loss uses: StableMax's s(z)/Σs(z) under `stablemax`, softmax otherwise."""
+    if kind == "stablemax":
+        s = stablemax_s(logits)
+        probs = s / s.sum(-1, keepdim=True)
+    else:
+        probs = logits.softmax(-1)
+    p_correct = probs.gather(-1, labels[:, None]).squeeze(-1)
     with torch.enable_grad():
         z = logits.detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(loss_fn(z, labels, kind, reduction="sum"), z)
