@@ -71,23 +71,26 @@ def parallelograms(n: int, modular: bool = False, pairs: torch.Tensor | None = N
     return torch.cat(out) if out else torch.zeros(0, 4, dtype=torch.long)
 
 
-def rqi(E: torch.Tensor, delta: float = 0.01, modular: bool = False, pairs: torch.Tensor | None = None) -> float:
-    """Representation quality index (Liu et al. 2022): the fraction of parallelograms i + j = m + n whose
-    embeddings close, |E_i + E_j - E_m - E_n| ≤ δ.
+def rqi(E: torch.Tensor, delta: float = 0.01, modular: bool = False, pairs: torch.Tensor | None = None,
+        quads: torch.Tensor | None = None) -> float:
+    """Representation quality index (Liu et al. 2022): the fraction of parallelograms i + j = m + n that the
+    embeddings E (n, d) close,
 
-    Embeddings are first centred and scaled to unit mean squared norm per row, so δ is relative to the
-    embedding's own scale (Liu et al. normalise likewise). A linear embedding E_i = i·u + c gives 1; random
-    embeddings give ≈ 0. For the circular (Fourier) embeddings of modular networks only few parallelograms
-    close, so RQI is meant for addition-like tasks with linear structure.
+        RQI = |{(i, j, m, n) : mean_d (Ê_i + Ê_j − Ê_m − Ê_n)_d² < δ}| / |{(i, j, m, n) : i + j = m + n}|,
+
+    with Ê standardized per dimension (zero mean, unit standard deviation over the n numbers), so RQI does
+    not change when the embedding is shifted or rescaled; δ = 0.01 as in the paper. A linear embedding
+    E_i = i·u + c gives 1, random embeddings ≈ 0. The parallelograms are `quads` (Q, 4) when given (the
+    training loop precomputes them), else `parallelograms(n, modular, pairs)`. NaN when there are none.
+    For the circular (Fourier) embeddings of modular networks few parallelograms close, so RQI is meant for
+    addition-like tasks with linear structure.
     """
-    X = E.detach().to(torch.float64)
-    X = X - X.mean(0)
-    scale = X.pow(2).sum(1).mean().sqrt()
-    if scale == 0:
-        return 0.0
-    X = X / scale
-    q = parallelograms(len(X), modular, pairs)
+    q = parallelograms(len(E), modular, pairs) if quads is None else quads
     if len(q) == 0:
-        return 0.0
-    d = (X[q[:, 0]] + X[q[:, 1]] - X[q[:, 2]] - X[q[:, 3]]).norm(dim=1)
-    return float((d <= delta).double().mean().item())
+        return float("nan")
+    X = E.detach().to(torch.float64).cpu()
+    std = X.std(0, keepdim=True)
+    # A dimension that does not vary carries no information; it closes every parallelogram exactly.
+    X = (X - X.mean(0, keepdim=True)) / torch.where(std > 0, std, torch.ones_like(std))
+    gap = X[q[:, 0]] + X[q[:, 1]] - X[q[:, 2]] - X[q[:, 3]]  # (Q, d)
+    return float((gap.pow(2).mean(-1) < delta).double().mean().item())
