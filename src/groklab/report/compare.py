@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from groklab.report.plots import save_figure  # noqa: E402
+
 
 def _series(rows: list[dict], key: str, scale: float = 1.0) -> tuple[list[int], list[float]]:
     # Step 0 cannot sit on a log axis: it is drawn at step 1.
@@ -37,13 +39,7 @@ def plot_compare(runs: dict[str, list[dict]], path: str | Path, title: str | Non
     ax_acc.legend(fontsize=8, loc="best")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)  # atomic: a reader never sees half a PNG
-    return path
+    return save_figure(fig, path)
 
 
 __all__ = ["plot_compare"]

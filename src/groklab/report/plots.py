@@ -10,6 +10,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Lay out, write atomically (a reader never sees half a PNG) and close `fig`; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
 def plot_curves(rows: list[dict], path: str | Path, title: str | None = None, crossings: dict | None = None) -> Path:
     """Accuracy and loss against steps on a log axis: train, validation, and the clean/corrupted
     training subsets when the labels were corrupted. `crossings` maps a label to a step to mark."""
@@ -39,10 +51,4 @@ def plot_curves(rows: list[dict], path: str | Path, title: str | None = None, cr
         ax.legend(fontsize=9)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)  # atomic: a reader never sees half a PNG
-    return path
+    return save_figure(fig, path)

@@ -13,23 +13,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from groklab.report.plots import save_figure as _save  # noqa: E402
+
 PHASE_COLORS = {
     # Liu et al. 2022
     "comprehension": "#4daf4a", "grokking": "#377eb8", "memorization": "#ff7f00", "confusion": "#984ea3",
     # Doshi et al. 2023
     "coexistence": "#a6cee3", "partial inversion": "#1f78b4", "full inversion": "#33a02c", "forgetting": "#e31a1c",
 }
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
 
 
 def _x(rows: Sequence[Mapping]) -> list[int]:
