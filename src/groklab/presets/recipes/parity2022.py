@@ -1,0 +1,121 @@
+"""Barak, Edelman, Goel, Kakade, Malach & Zhang 2022, "Hidden progress in deep learning: SGD learns parities
+near the computational limit" (arXiv 2207.08799), with the circuit measure of Merrill, Tsilivis & Shukla
+2023, "A tale of two circuits: grokking as competition of sparse and dense subnetworks" (arXiv 2303.11873).
+
+Paper's setup (`full`): (n, k)-sparse parity with n = 40, k = 3: inputs uniform in {±1}⁴⁰, label the product
+of 3 hidden coordinates; 1000 training samples (and 1000 fresh validation samples); a one-hidden-layer ReLU
+MLP of width 1000 with biases, one output; hinge loss max(0, 1 − y·f); SGD lr 0.1 without momentum, weight
+decay 0.01, batch 32. Merrill et al. read the first layer's weights: a dense circuit spread over all inputs
+memorizes the training set first, and a sparse circuit on the k relevant inputs takes over as the network
+generalizes. The measure here is `w_relevant_frac`, the share of the first layer's squared weight on the k
+relevant input coordinates: k/n = 0.075 for weights spread evenly, near 1 for the sparse circuit.
+
+`full`: 10⁵ steps, seeds 0–4 (each seed draws its own hidden subset, samples and initialization).
+`quick`: the same data, model and optimizer, 10 000 steps and seeds 0–2. `smoke`: n = 10, width 64, 100 steps.
+
+Expected qualitative result: training accuracy reaches 99% within about a thousand steps while validation
+accuracy stays at chance (50%); validation accuracy jumps to 99% several thousand steps later; the relevant
+inputs' share of the first-layer weight stays at about k/n while the network memorizes, grows several-fold
+as validation accuracy rises, and ends with almost all of the weight (the dense circuit is cleaned up by
+weight decay).
+
+Measured wall time (2 CPU cores shared with other jobs, load average about 3): quick 45 s (3 runs of 10 000
+steps, 2 processes): training 99% at steps 2100–2500 with validation at chance (49–54%), validation 99% at
+4900–5300; relevant share 0.073–0.076 at step 0, ≤ 0.089 when training reaches 99%, 0.49–0.52 when validation
+reaches 99%, 0.98–0.99 at the end. full is an estimate from the step rate (1.3 ms per step on a quiet core,
+about twice that when busy): 5 runs × 10⁵ steps ≈ 6–10 min on 2 cores.
+"""
+
+from __future__ import annotations
+
+from groklab.presets.recipes.base import Context, Recipe, fmt_step
+
+
+def base_config(ctx: Context):
+    from groklab.config import ModelConfig, OptimConfig, RunConfig, TaskConfig, TrainConfig
+
+    steps = ctx.pick(full=100_000, quick=10_000, smoke=100)
+    return RunConfig(
+        task=TaskConfig(group="parity", n_bits=ctx.pick(full=40, quick=40, smoke=10), k=3, labels="sign", train_size=1000, val_size=1000),
+        model=ModelConfig(arch="mlp", width=ctx.pick(full=1000, quick=1000, smoke=64), depth=1, bias=True, act="relu"),
+        optim=OptimConfig(name="sgd", lr=0.1, momentum=0.0, weight_decay=0.01, warmup_steps=0),
+        # evaluations every 1% of the budget (the jump from chance to 99% takes a few thousand steps)
+        train=TrainConfig(steps=steps, batch_size=32, loss="hinge", eval_points=12, eval_every=ctx.pick(full=1000, quick=100, smoke=None),
+                          checkpoint_points=ctx.pick(full=10, quick=2, smoke=1)),
+    )
+
+
+def _at(rows: list[dict], step: int | None) -> dict | None:
+    return None if step is None else next(r for r in rows if r["step"] == step)
+
+
+def recipe(ctx: Context) -> None:
+    from groklab.analysis.grokking import crossing_step
+    from groklab.report import preset_plots as pp
+    from groklab.store import load_run
+
+    base = base_config(ctx)
+    n, k = base.task.n_bits, base.task.k
+    uniform = k / n
+    seeds = ctx.pick(full=[0, 1, 2, 3, 4], quick=[0, 1, 2], smoke=[0])
+    df = ctx.sweep(base, {}, seeds=seeds, name="seeds")
+    runs = {int(r["train.seed"]): load_run(r["run_dir"]).rows for _, r in df.iterrows()}
+
+    table = []
+    for seed, rows in sorted(runs.items()):
+        t99, v99 = crossing_step(rows, "train_acc", 0.99), crossing_step(rows, "val_acc", 0.99)
+        at_t, at_v = _at(rows, t99), _at(rows, v99)
+        table.append({
+            "seed": seed, "train 99% step": t99, "val 99% step": v99,
+            "val acc when train reaches 99%": at_t["val_acc"] if at_t else None,
+            "relevant mass at step 0": rows[0]["w_relevant_frac"],
+            "relevant mass when train reaches 99%": at_t["w_relevant_frac"] if at_t else None,
+            "relevant mass when val reaches 99%": at_v["w_relevant_frac"] if at_v else None,
+            "final relevant mass": rows[-1]["w_relevant_frac"], "final val acc": rows[-1]["val_acc"],
+        })
+    ctx.table(table, "seeds", f"Crossing steps and the relevant inputs' weight share, ({n}, {k})-sparse parity")
+
+    series = {f"seed {s}": rows for s, rows in sorted(runs.items())}
+    ctx.figure(pp.plot_accuracy_runs, series, name="accuracy", title=f"({n}, {k})-sparse parity, {base.task.train_size} training samples",
+               question="Does validation accuracy jump from chance to 99% long after the training set is fitted?",
+               caption="dashed: train, solid: validation (fresh samples); each seed has its own hidden subset")
+    ctx.figure(pp.plot_metric_runs, series, "w_relevant_frac", name="circuit", ylabel="share of first-layer ‖W_in‖² on the k relevant inputs",
+               title="the sparse circuit", hline=uniform, hline_label=f"k/n = {uniform:.3g} (weight spread evenly)",
+               question="Does the first layer's weight move onto the k relevant inputs, and when?",
+               caption="Merrill et al.'s measure: near k/n for the dense, memorizing circuit; near 1 for the sparse, generalizing one")
+    ctx.figure(pp.plot_metric_runs, series, "w_relevant_ratio", name="ratio", ylabel="mean ‖W_in row‖², relevant / irrelevant inputs",
+               title="relevant against irrelevant inputs", logy=True, hline=1.0, hline_label="no preference",
+               question="How much heavier are the relevant inputs' weights than the others'?")
+
+    for t in table:
+        ctx.number(f"seed {t['seed']}: train 99% / val 99% step", f"{fmt_step(t['train 99% step'])} / {fmt_step(t['val 99% step'])}")
+        ctx.number(f"seed {t['seed']}: relevant mass at step 0 / train 99% / val 99% / end",
+                   " / ".join(f"{x:.3f}" if x is not None else "–" for x in (t["relevant mass at step 0"], t["relevant mass when train reaches 99%"],
+                                                                           t["relevant mass when val reaches 99%"], t["final relevant mass"])))
+
+    # --- checks -------------------------------------------------------------------------------------
+    def every(cond) -> bool:
+        return all(cond(t) for t in table)
+
+    ctx.check("validation generalizes long after training fits",
+              every(lambda t: t["train 99% step"] is not None and t["val 99% step"] is not None and t["val 99% step"] >= 1.5 * t["train 99% step"]
+                    and t["val acc when train reaches 99%"] <= 0.7),
+              "; ".join(f"seed {t['seed']}: train 99% at {fmt_step(t['train 99% step'])} (val {t['val acc when train reaches 99%'] or float('nan'):.2f} then), "
+                        f"val 99% at {fmt_step(t['val 99% step'])}" for t in table))
+    ctx.note("the training crossing is the step from which training accuracy stays at 99% or more (SGD on batches of 32 makes it "
+             "flicker around 99% for a while before)")
+    ctx.check("relevant mass starts at k/n and stays there while memorizing",
+              every(lambda t: 0.5 * uniform <= t["relevant mass at step 0"] <= 2 * uniform
+                    and t["relevant mass when train reaches 99%"] is not None and t["relevant mass when train reaches 99%"] <= 2 * uniform),
+              f"k/n = {uniform:.3f}; " + "; ".join(
+                  f"seed {t['seed']}: {t['relevant mass at step 0']:.3f} at step 0, "
+                  f"{t['relevant mass when train reaches 99%'] or float('nan'):.3f} when train reaches 99%" for t in table))
+    ctx.check("relevant inputs take most of the weight as validation generalizes",
+              every(lambda t: t["relevant mass when val reaches 99%"] is not None and t["relevant mass when val reaches 99%"] >= 4 * uniform
+                    and t["final relevant mass"] >= 0.9),
+              f"k/n = {uniform:.3f}; " + "; ".join(
+                  f"seed {t['seed']}: {t['relevant mass when val reaches 99%'] or float('nan'):.3f} when val reaches 99%, "
+                  f"{t['final relevant mass']:.3f} at the end" for t in table))
+
+
+RECIPE = Recipe("parity2022", "sparse parity: hidden progress and the sparse circuit", "Barak et al. 2022, arXiv 2207.08799; Merrill et al. 2023, arXiv 2303.11873", recipe)
