@@ -1,6 +1,6 @@
 """A plain MLP on float vector inputs: the one-hidden-layer ReLU network of Barak et al. (2022) for sparse
 parity (width 1000, biases) and the Omnigrok MLP for images and teacher–student regression (width 200,
-depth 3, ReLU).
+three linear layers = `depth` 2 hidden layers, ReLU).
 
 Weights: `W_in` (d_input, width) from the inputs to the first hidden layer (row i reads input coordinate i,
 which is what the parity metric reads), `W_hidden.i` (width, width) between hidden layers, `W_out`
