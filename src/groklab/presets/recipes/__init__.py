@@ -15,7 +15,7 @@ import importlib
 
 from groklab.presets.recipes.base import SCALES, Context, Recipe, reproduce
 
-_MODULES = ("nanda2023", "doshi2023", "prieto2025", "liu2022", "omnigrok2023", "parity2022")
+_MODULES = ("nanda2023", "doshi2023", "prieto2025", "liu2022", "power2022", "grokfast2024", "omnigrok2023", "parity2022")
 
 
 def _load() -> dict[str, Recipe]:
