@@ -109,6 +109,27 @@ def test_hooks_do_not_change_outputs():
     assert cache["blocks.1.mlp.hook_post"].shape == (9, 4, 64)
 
 
+@pytest.mark.parametrize("n_layers,layernorm,op_token", [(1, False, False), (2, True, True)])
+def test_answer_only_last_block_equals_the_full_computation(n_layers, layernorm, op_token):
+    # Unhooked, the last block runs at the answer position alone; a hook on the logits forces every position.
+    torch.manual_seed(0)
+    cfg = ModelConfig(n_layers=n_layers, d_model=32, n_heads=4, d_mlp=64, layernorm=layernorm, op_token=op_token)
+    model = build_model(cfg, 13, 13).double()
+    x = torch.randint(0, 13, (50, 2))
+    fast = model(x)
+    handle = model.hook_logits.register_forward_hook(lambda *a: None)
+    full = model(x)
+    handle.remove()
+    assert torch.allclose(fast, full, atol=1e-12, rtol=0)
+    # and the gradients agree too
+    g_fast = torch.autograd.grad(fast.square().sum(), list(model.parameters()), allow_unused=True)
+    handle = model.hook_logits.register_forward_hook(lambda *a: None)
+    g_full = torch.autograd.grad(model(x).square().sum(), list(model.parameters()), allow_unused=True)
+    handle.remove()
+    for a, b in zip(g_fast, g_full):
+        assert (a is None and b is None) or torch.allclose(a, b, atol=1e-10, rtol=0)
+
+
 def test_initial_logits_have_unit_scale():
     # An init that keeps the residual stream O(1) — no head starts saturated.
     torch.manual_seed(0)

@@ -43,7 +43,9 @@ class Attention(nn.Module):
         self.hook_pattern = HookPoint()  # (B, H, T, T) attention probabilities
         self.hook_z = HookPoint()  # (B, H, T, d_head) attention-weighted values
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """(B, T, d) -> (B, T, d); with `last_only`, (B, 1, d): the answer position's output alone (its
+        query attends to every position, so no mask is needed)."""
         B, T, d = x.shape
         H, dh = self.n_heads, self.d_head
         # One matmul for Q, K and V: stack the role-shaped weights into (d, 3·H·dh).
@@ -57,6 +59,9 @@ class Attention(nn.Module):
             causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
             pattern = self.hook_pattern(scores.masked_fill(~causal, float("-inf")).softmax(-1))
             z = self.hook_z(F.dropout(pattern, p_drop, self.training) @ v)
+        elif last_only:
+            z = F.scaled_dot_product_attention(q[:, :, -1:], k, v, dropout_p=p_drop)  # (B, H, 1, dh)
+            T = 1
         else:
             z = F.scaled_dot_product_attention(q, k, v, dropout_p=p_drop, is_causal=True)
         z = z.transpose(1, 2).reshape(B * T, H * dh)  # (B·T, H·dh)
@@ -89,10 +94,15 @@ class Block(nn.Module):
         self.hook_attn_out = HookPoint()
         self.hook_mlp_out = HookPoint()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """(B, T, d) -> (B, T, d), or (B, 1, d) at the answer position alone with `last_only`."""
         x = self.hook_resid_pre(x)
-        x = x + self.drop(self.hook_attn_out(self.attn(self.ln1(x))))
+        attn = self.hook_attn_out(self.attn(self.ln1(x), last_only))
+        x = (x[:, -1:] if last_only else x) + self.drop(attn)
         return x + self.drop(self.hook_mlp_out(self.mlp(self.ln2(x))))
+
+    def has_hooks(self) -> bool:
+        return any(m.has_hooks() for m in self.modules() if isinstance(m, HookPoint))
 
 
 class Transformer(nn.Module):
@@ -148,8 +158,15 @@ class Transformer(nn.Module):
     def forward(self, pairs: torch.Tensor) -> torch.Tensor:
         tok = self.tokens(pairs)  # (B, T)
         x = self.drop(self.hook_embed(self.W_E[tok] + self.W_pos))  # (B, T, d)
+        # The loss reads the answer position only, and in the last block nothing else feeds it: its
+        # attention output and MLP are computed there alone (a third to a half of the FLOPs), unless
+        # someone hooks an activation that has every position.
+        last = self.blocks[-1] if len(self.blocks) else None
+        last_only = last is not None and not (
+            last.has_hooks() or self.hook_resid_final.has_hooks() or self.hook_logits.has_hooks()
+        )
         for block in self.blocks:
-            x = block(x)
+            x = block(x, last_only=last_only and block is last)
         x = self.hook_resid_final(self.ln_final(x))
         if self.hook_logits.has_hooks():
             # All positions only when someone looks; the loss never sees them.
