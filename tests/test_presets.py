@@ -105,3 +105,12 @@ def test_preset_quick_shows_the_papers_result(tmp_path, name):
     for c in checks.values():
         assert " ".join(c["detail"].split()).lower() in text
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+def test_cli_offers_every_recipe():
+    import typing
+
+    from groklab import cli
+
+    assert set(typing.get_args(cli.PresetName)) == set(RECIPES) == {
+        "power2022", "nanda2023", "liu2022", "omnigrok2023", "doshi2023", "parity2022", "grokfast2024", "prieto2025"}
