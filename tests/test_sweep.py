@@ -120,6 +120,12 @@ def test_local_sweep_resume_skips_finished(tmp_path):
     assert list(df.columns[2:3]) == ["task.train_frac"]
     assert {"train_acc_99_step", "val_acc_99_step", "final.val_acc", "wall_time_s"} <= set(df.columns)
     assert (out / "table.csv").is_file()
+    # the report layer draws the sweep's figures from its runs and puts them on the page
+    from groklab.report.html import build_report
+
+    page = build_report(out).read_text()
+    assert (out / "figures" / "steps_vs_task.train_frac.png").stat().st_size > 5000
+    assert page.count('src="data:image/png;base64,') == 1
 
 
 FAULT_SCRIPT = """

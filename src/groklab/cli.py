@@ -259,15 +259,20 @@ def sweep(
 
 
 def table(sweep_dir: tyro.conf.Positional[str], quiet: bool = False) -> None:
-    """Write DIR/table.csv (and table.parquet with pyarrow) for a sweep: one row per run, config fields and summary."""
+    """Write DIR/table.csv (and table.parquet with pyarrow) for a sweep: one row per run, config fields and
+    summary; and DIR/figures/: steps to 99% against each swept field, the phase diagram of two."""
+    from groklab.report.sweep_plots import sweep_figures
     from groklab.sweep import sweep_table
 
     df = sweep_table(sweep_dir)
+    figures = sweep_figures(sweep_dir, df)
     if quiet:
         return
     cols = [c for c in ["id", "status", *df.columns[2:8], "train_acc_99_step", "val_acc_99_step", "final.val_acc"] if c in df.columns]
     print(df[list(dict.fromkeys(cols))].to_string(index=False, max_rows=40))
     print(f"table: {Path(sweep_dir) / 'table.csv'} ({len(df)} runs, {int((df['status'] == 'done').sum())} done)")
+    for f in figures:
+        print(f"figure: {f}")
 
 
 PresetName = Literal["nanda2023", "doshi2023", "prieto2025", "liu2022", "power2022", "grokfast2024", "omnigrok2023", "parity2022"]  # groklab.presets.recipes.RECIPES

@@ -174,7 +174,10 @@ def run_report(run_dir: Path) -> str:
 
 
 def sweep_report(sweep_dir: Path) -> str:
+    from groklab.report.sweep_plots import sweep_figures
+
     spec = json.loads((sweep_dir / "sweep.json").read_text())
+    sweep_figures(sweep_dir)  # redrawn from the runs as they are now
     tables = sorted(sweep_dir.glob("*.csv"))
     pngs = sorted(sweep_dir.glob("*.png")) + sorted((sweep_dir / "figures").glob("*.png") if (sweep_dir / "figures").is_dir() else [])
     rows = _read_csv(tables[0]) if tables else []

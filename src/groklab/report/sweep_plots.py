@@ -82,3 +82,24 @@ def plot_steps_vs_field(df, field: str, path: str | Path, steps: tuple[str, ...]
     ax.legend(fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def sweep_figures(sweep_dir: str | Path, df=None) -> list[Path]:
+    """Draw a sweep's standard figures into DIR/figures/ from its table (`sweep_table`): steps to 99% against
+    each swept field with at least two values (seed spread as dots and band), and a phase diagram of the
+    steps to 99% validation accuracy over the first two such fields. Returns the paths written."""
+    from groklab.sweep.layout import SweepDir
+    from groklab.sweep.table import sweep_table
+
+    sweep_dir = Path(sweep_dir)
+    df = sweep_table(sweep_dir, write=False) if df is None else df
+    done = df[df["status"] == "done"] if "status" in df else df
+    if done.empty:
+        return []
+    spec = SweepDir(sweep_dir).read_spec()
+    fields = [f for f in spec.swept_fields if f in done and done[f].nunique() >= 2]
+    out = [plot_steps_vs_field(df, f, sweep_dir / "figures" / f"steps_vs_{f}.png") for f in fields]
+    if len(fields) >= 2:
+        x, y = fields[:2]
+        out.append(plot_phase_diagram(df, x, y, sweep_dir / "figures" / f"phase_{x}_{y}.png"))
+    return out
