@@ -22,7 +22,8 @@ training accuracy on the corrupted labels falls towards 0 (inversion), so its tr
 low-IPR neurons of the memorizing network first lowers its accuracy on the corrupted labels.
 
 Measured wall time (2 CPU cores, other jobs running): quick about 1–2 min; full is an estimate from the
-step rate of the batched sweep (25 runs × 10 000 steps of width 500, p = 97): about 30 min on 2 cores.
+step rate benchmarks/throughput.py measures for this MLP (width 500, p = 97, full batch: about 24 steps/s on
+2 cores; too large for the batched executor): 25 runs × 10 000 steps ≈ 3 hours on 2 cores.
 """
 
 from __future__ import annotations

@@ -29,8 +29,8 @@ baseline on every seed (about 2× with EMA and 2.5× with MA in `quick`; the pap
 transformer without weight decay, whose baseline groks much later).
 
 Measured wall time (2 CPU cores shared with other jobs): quick about 0.6 min (37 s lightly loaded); full is
-an estimate from the step rate of the full-size transformer (about 40 ms a step on 2 cores, the MA filter a
-little more): 6 runs of 10⁵ steps ≈ 7 core-hours, about 3.5 hours on 2 cores.
+an estimate from the step rate benchmarks/throughput.py measures for the full-size transformer (about 70 ms a
+step on 2 cores, the MA filter a little more): 6 runs of 10⁵ steps ≈ 12 hours on 2 cores.
 """
 
 from __future__ import annotations

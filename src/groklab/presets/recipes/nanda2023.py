@@ -18,8 +18,8 @@ excluded loss rises above its memorization value (the memorizing part is removed
 weights falls from its peak during cleanup.
 
 Measured wall time (2 CPU cores shared with other jobs, so inflated): quick about 1.5–3 min; full is an
-estimate from the measured step rate of the full-size model (about 25 ms per full-batch step on 2 cores:
-40 000 steps ≈ 17 min, plus about 1 min of analysis).
+estimate from the step rate that benchmarks/throughput.py measures for the full-size model on a quiet
+machine (6.6 full-batch steps/s on 2 cores): 40 000 steps ≈ 100 min, plus a few minutes of analysis.
 """
 
 from __future__ import annotations

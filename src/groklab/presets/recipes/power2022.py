@@ -33,8 +33,9 @@ polynomials (x²+xy+y², x³+xy²+y, …) do not.
 
 Measured wall time (2 CPU cores shared with other jobs): quick about 2 min (110 s with the machine lightly
 loaded: the transformer pair 60 s, the 24-run fraction sweep 28 s, the operations 18 s); full is an estimate
-from the step rate of the full-size transformer (about 40 ms a step on 2 cores): 7 fractions × 2 weight
-decays × 3 seeds + 9 operations = 51 runs of 10⁵ steps ≈ 57 core-hours, about a day on 2 cores (far less on
+from the step rate benchmarks/throughput.py measures for the full-size transformer (about 14 steps/s, 70 ms a
+step, on 2 cores): 7 fractions × 2 weight decays × 3 seeds + 9 operations = 51 runs of 10⁵ steps ≈ 100 hours,
+about four days on 2 cores (far less on
 a GPU: `groklab reproduce power2022 --scale full --device cuda`).
 """
 
