@@ -15,8 +15,9 @@ Expected qualitative result: both fit the training set; the softmax run's traini
 fraction of training samples with probability exactly 1 goes to 1) and its validation accuracy stays far
 below 100%; the StableMax run reaches high validation accuracy.
 
-Measured wall time (2 CPU cores, other jobs running): quick about 1 min; full is an estimate from the step
-rate (about 12 ms per step for p = 113, width 500): 2 × 20 000 steps ≈ 4 min on 2 cores in parallel.
+Measured wall time (2 CPU cores): quick about 0.8 min; full 25.9 min (the two runs of 20 000 steps in
+parallel, one core each, about 77 ms a step), all three checks passing: StableMax val 99% at step 3106 and
+100% at the end, softmax collapsed (every training sample at p = 1) and ended at 19% val.
 """
 
 from __future__ import annotations
