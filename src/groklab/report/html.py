@@ -175,9 +175,11 @@ def run_report(run_dir: Path) -> str:
 
 def sweep_report(sweep_dir: Path) -> str:
     from groklab.report.sweep_plots import sweep_figures
+    from groklab.sweep.table import sweep_table
 
     spec = json.loads((sweep_dir / "sweep.json").read_text())
-    sweep_figures(sweep_dir)  # redrawn from the runs as they are now
+    # Table and figures from the runs as they are now, read once, so the page never mixes stale and fresh.
+    sweep_figures(sweep_dir, sweep_table(sweep_dir))
     tables = sorted(sweep_dir.glob("*.csv"))
     pngs = sorted(sweep_dir.glob("*.png")) + sorted((sweep_dir / "figures").glob("*.png") if (sweep_dir / "figures").is_dir() else [])
     rows = _read_csv(tables[0]) if tables else []
