@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from groklab.errors import ConfigError
-from groklab.tasks.ops import GROUPS, is_prime, ops_for
+# Torch-free tables (tasks/meta.py, tasks/registry.py): the task modules import this config, not the reverse.
+from groklab.tasks.meta import GROUPS, IMAGE_SETS, is_prime, ops_for
 from groklab.tasks.registry import TASK_GROUPS, VECTOR_GROUPS
 
 FORMAT_VERSION = 1
@@ -124,8 +125,6 @@ class TaskConfig:
             _check(1 <= self.k <= self.n_bits, f"task.k={self.k} must be in 1..task.n_bits={self.n_bits}")
             _choice("task.labels (for task.group='parity')", self.labels, ("auto", "sign", "class"))
         elif g == "images":
-            from groklab.tasks.images import IMAGE_SETS
-
             _choice("task.images", self.images, tuple(IMAGE_SETS))
             total = IMAGE_SETS[self.images]
             _check(
@@ -312,6 +311,13 @@ class TrainConfig:
     """Extra sinks of the metrics stream, written into the run directory beside metrics.jsonl (which stays the
     source of truth): `tensorboard` (RUN/tensorboard/; `pip install "groklab[tensorboard]"`), `wandb` (an
     offline W&B run in RUN/wandb/; `pip install "groklab[wandb]"`)."""
+    stop_when: Optional[str] = None
+    """Stop before `steps` once this holds: `METRIC OP NUMBER`, OP one of >=, <=, >, <, METRIC any logged metric
+    (e.g. `val_acc>=0.99`, `train_loss<1e-3`); None trains the whole budget. A non-finite training loss always
+    stops the run (summary.json: stop_reason `diverged`)."""
+    stop_patience: int = 0
+    """Steps the stop condition must keep holding, at every evaluation, before the run stops (so curves show the
+    plateau); 0 stops at the first evaluation where it holds. The stop step is always evaluated and checkpointed."""
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, f"train.steps={self.steps} must be at least 1")
@@ -328,6 +334,11 @@ class TrainConfig:
         for name in self.loggers:
             _choice("train.loggers", name, ("tensorboard", "wandb"))
         _check(len(set(self.loggers)) == len(self.loggers), f"train.loggers={self.loggers} names a logger twice")
+        _check(self.stop_patience >= 0, f"train.stop_patience={self.stop_patience} must be at least 0")
+        if self.stop_when is not None:
+            from groklab.train.stop import parse_condition  # lazily: only configs that set it import the trainer
+
+            parse_condition(self.stop_when)
 
 
 @dataclass

@@ -1,0 +1,149 @@
+"""When a run stops before its budget: a condition on the logged metrics, or a loss that is no longer finite.
+
+`train.stop_when` is one comparison ``METRIC OP NUMBER`` (``val_acc>=0.99``, ``train_loss < 1e-3``) with OP one
+of ``>=``, ``<=``, ``>``, ``<``; METRIC is any key of the evaluation rows (metrics.jsonl). It is parsed, never
+evaluated as code. `train.stop_patience` is how many more steps the condition must keep holding, at every
+evaluation, before the run stops, so the curves still show the plateau: the condition first holds at step s,
+the run stops at the first evaluation at or after s + patience (the loop evaluates that step even when the
+log-spaced schedule does not) — unless an evaluation in between breaks the condition, which starts the count
+again. A training loss that is NaN or ±inf stops the run at once, as "diverged".
+
+This module imports no torch: the config validates `stop_when` with `parse_condition` at parse time.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from groklab.errors import ConfigError
+
+OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+SYNTAX = "METRIC OP NUMBER with OP one of >=, <=, >, < (e.g. 'val_acc>=0.99', 'train_loss<1e-3')"
+
+# The metrics every evaluation row has (train/loop.py: evaluate() and the loop's own columns). Other names
+# (task probes, interventions' metrics, corrupted-label accuracies) are checked at the first evaluation.
+STANDARD_METRICS = frozenset({
+    "step", "train_loss", "train_acc", "val_loss", "val_acc", "weight_norm", "last_layer_norm", "lr", "elapsed_s",
+})
+
+_PATTERN = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+
+STOP_REASONS = ("budget", "condition", "diverged")
+
+
+@dataclass(frozen=True)
+class Condition:
+    metric: str
+    op: str
+    value: float
+
+    def holds(self, row: dict[str, Any]) -> bool:
+        v = row.get(self.metric)
+        # A missing or non-finite value (NaN, or None as metrics.jsonl stores it) never satisfies the condition.
+        if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return False
+        return OPS[self.op](float(v), self.value)
+
+    def __str__(self) -> str:
+        return f"{self.metric}{self.op}{self.value:g}"
+
+
+def parse_condition(text: str, field: str = "train.stop_when") -> Condition:
+    """Parse ``METRIC OP NUMBER``; raise a one-line error naming the field, the value and the syntax."""
+    m = _PATTERN.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise ConfigError(f"{field}={text!r} is not a stop condition; write {SYNTAX}")
+    value = float(m.group(3))
+    if not math.isfinite(value):
+        raise ConfigError(f"{field}={text!r}: the threshold must be a finite number")
+    return Condition(m.group(1), m.group(2), value)
+
+
+class StopRule:
+    """Decides, from each evaluation row and each training loss, whether the run must stop now.
+
+    `update(step, row)` → "condition" / "diverged" / None; `check_loss(step, loss)` → "diverged" / None;
+    `due_step()` is the step at which a condition now holding would stop the run (the loop evaluates it);
+    `state()` / `load_state()` carry the patience count across a resume.
+    """
+
+    def __init__(self, condition: Condition | None = None, patience: int = 0) -> None:
+        if patience < 0:
+            raise ConfigError(f"train.stop_patience={patience} must be at least 0")
+        self.condition = condition
+        self.patience = int(patience)
+        self.since: int | None = None  # first step of the current unbroken run of evaluations meeting the condition
+        self.reason: str | None = None
+        self.stopped_step: int | None = None
+        self._checked_names = False
+
+    @classmethod
+    def from_config(cls, train_config: Any) -> "StopRule":
+        text = getattr(train_config, "stop_when", None)
+        cond = None if text is None else parse_condition(text)
+        return cls(cond, getattr(train_config, "stop_patience", 0))
+
+    # --- decisions -------------------------------------------------------------------------------------
+    def update(self, step: int, row: dict[str, Any]) -> str | None:
+        if self.reason is not None:
+            return self.reason
+        loss = row.get("train_loss")
+        if loss is None or (isinstance(loss, float) and not math.isfinite(loss)):
+            if "train_loss" in row:  # None in a row read back from metrics.jsonl stands for NaN/inf
+                return self._stop("diverged", step)
+        if self.condition is None:
+            return None
+        if not self._checked_names:
+            self._checked_names = True
+            if self.condition.metric not in row:
+                names = ", ".join(sorted(k for k in row if k != "step"))
+                raise ConfigError(
+                    f"train.stop_when={str(self.condition)!r} names the metric {self.condition.metric!r}, which this run does not log; "
+                    f"its metrics are: {names}"
+                )
+        if self.condition.holds(row):
+            if self.since is None:
+                self.since = step
+            if step >= self.since + self.patience:
+                return self._stop("condition", step)
+        else:
+            self.since = None
+        return None
+
+    def check_loss(self, step: int, loss_value: float) -> str | None:
+        if self.reason is None and not math.isfinite(loss_value):
+            return self._stop("diverged", step)
+        return self.reason
+
+    def due_step(self) -> int | None:
+        """The step the condition would stop the run at if it keeps holding (None when it does not hold now)."""
+        if self.reason is not None or self.since is None:
+            return None
+        return self.since + self.patience
+
+    def _stop(self, reason: str, step: int) -> str:
+        self.reason, self.stopped_step = reason, step
+        return reason
+
+    # --- resume ----------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"since": self.since, "reason": self.reason, "stopped_step": self.stopped_step}
+
+    def load_state(self, d: dict[str, Any] | None) -> None:
+        d = d or {}
+        self.since = d.get("since")
+        self.reason = d.get("reason")
+        self.stopped_step = d.get("stopped_step")
+
+    def message(self) -> str:
+        """One line for the user about why the run stopped (empty when it ran its budget)."""
+        if self.reason == "condition":
+            extra = f", held for {self.patience} steps" if self.patience else ""
+            return f"stopped at step {self.stopped_step}: {self.condition} reached{extra}"
+        if self.reason == "diverged":
+            return f"stopped at step {self.stopped_step}: the training loss is no longer finite (diverged); lower optim.lr"
+        return ""
