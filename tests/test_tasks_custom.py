@@ -8,7 +8,7 @@ import torch
 
 from groklab import ConfigError, ModelConfig, OptimConfig, RunConfig, TaskConfig, TrainConfig, load_run, resume, run
 from groklab.tasks import TASKS, Dataset, build_dataset, save_custom
-from groklab.models import MODELS
+from groklab.catalog import MODELS
 
 
 def blobs(n: int, seed: int = 0):
@@ -59,6 +59,7 @@ def test_custom_errors_name_the_problem(tmp_path):
         Dataset.from_tensors(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, dtype=torch.long), torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, dtype=torch.long))
 
 
+@pytest.mark.integration
 def test_custom_operand_pairs_take_the_pair_models(tmp_path):
     x = torch.tensor([[a, b] for a in range(5) for b in range(5)])
     y = (x[:, 0] + x[:, 1]) % 5

@@ -124,7 +124,7 @@ def plot(run_dir: tyro.conf.Positional[str], out: Optional[str] = None) -> None:
 
 def ops() -> None:
     """List the operations available, by task group."""
-    from groklab.tasks.ops import MODULAR_OPS, PERMUTATION_OPS
+    from groklab.tasks.meta import MODULAR_OPS, PERMUTATION_OPS
 
     print("task.group=modular (mod p; --task.p):")
     for op in MODULAR_OPS.values():
@@ -164,7 +164,7 @@ def tasks() -> None:
 
 def models() -> None:
     """List the models (--model.arch) with a description and the paper."""
-    from groklab.models import MODELS
+    from groklab.catalog import MODELS
 
     for m in MODELS.values():
         print(f"{m.arch:<12} {m.description}\n{'':<12} paper: {m.paper}")

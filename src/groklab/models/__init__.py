@@ -3,48 +3,24 @@ nothing more of the task."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 
-from groklab.config import ModelConfig
+from groklab.catalog import MODELS, ModelInfo  # noqa: F401 (torch-free, so `groklab models` lists them fast)
+from groklab.config import ModelConfig, parse_init_overrides
 from groklab.errors import ConfigError
 from groklab.models.common import HookPoint, hooked, run_with_cache
 from groklab.models.dense import DenseMLP
+from groklab.models.init import apply_init, role_of
 from groklab.models.mlp import MLP
 from groklab.models.toy import ToyModel
 from groklab.models.transformer import Transformer
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    arch: str
-    description: str
-    paper: str
-
-
-MODELS: dict[str, ModelInfo] = {
-    m.arch: m
-    for m in [
-        ModelInfo(
-            "transformer", "decoder-only transformer on (x, op, y, =) or (x, y, =), read out at the last position",
-            "Power et al. 2022 (2 layers, LayerNorm); Nanda et al. 2023 (1 layer, no LayerNorm)",
-        ),
-        ModelInfo(
-            "mlp", "MLP: on operand pairs one-hot(x) ⊕ one-hot(y) or embeddings; on vector inputs a plain MLP",
-            "pairs: Doshi et al. 2023; vectors: Barak et al. 2022 (parity), Omnigrok 2023 (images, teacher)",
-        ),
-        ModelInfo(
-            "toy", "learned number embeddings; an MLP decoder on the sum E_x + E_y (own lr/wd via optim.embed_*)",
-            "Liu et al. 2022, effective theory of representation learning (arXiv 2205.10343)",
-        ),
-    ]
-}
-
-
 def build_model(cfg: ModelConfig, n_elements: int, n_classes: int, d_input: int | None = None) -> nn.Module:
-    """The model a config describes, with every initial weight multiplied by `cfg.init_scale` (α).
+    """The model a config describes, initialized in this order (models/init.py): the model's own draw,
+    `cfg.init_std` for every weight matrix, `cfg.init_overrides` per role, then every parameter multiplied by
+    `cfg.init_scale` (α).
 
     `d_input` is the dimension of vector inputs (parity, images, teacher, custom vectors), None for operand
     pairs; vector inputs take the plain MLP (`DenseMLP`). Initialization draws from the global torch RNG:
@@ -72,17 +48,32 @@ def build_model(cfg: ModelConfig, n_elements: int, n_classes: int, d_input: int 
             n_elements, n_classes, width=cfg.width, depth=cfg.depth, act=cfg.act, bias=cfg.bias,
             input=cfg.input, d_embed=cfg.d_embed, dropout=cfg.dropout, batchnorm=cfg.batchnorm,
         )
+    apply_init(model, cfg.init_std, parse_init_overrides(cfg.init_overrides), cfg.arch)
     if cfg.init_scale != 1.0:
         with torch.no_grad():
             for p in model.parameters():
                 p.mul_(cfg.init_scale)
+    if getattr(cfg, "output_scale", 1.0) != 1.0:
+        # A forward hook on the whole model: every architecture gets it, and the state_dict keys stay the same.
+        model.register_forward_hook(OutputScale(cfg.output_scale))
     return model
+
+
+class OutputScale:
+    """Forward hook multiplying a model's output by α (`model.output_scale`; lazy vs rich training, Chizat et
+    al. 2019, Kumar et al. 2023). A class rather than a lambda so a model stays picklable."""
+
+    def __init__(self, alpha: float):
+        self.alpha = float(alpha)
+
+    def __call__(self, module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
+        return output * self.alpha
 
 
 def count_params(model: nn.Module, embeddings: bool = True) -> int:
     """Number of parameters; with embeddings=False, leaves out W_E, W_pos and W_U (the Power et al. count)."""
     skip = () if embeddings else ("W_E", "W_pos", "W_U", "b_U")
-    return sum(p.numel() for name, p in model.named_parameters() if name.rsplit(".", 1)[-1] not in skip)
+    return sum(p.numel() for name, p in model.named_parameters() if role_of(name) not in skip)
 
 
 __all__ = ["build_model", "count_params", "MODELS", "MLP", "DenseMLP", "ToyModel", "Transformer", "HookPoint", "hooked", "run_with_cache"]

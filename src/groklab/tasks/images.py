@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from groklab.config import TaskConfig
     from groklab.tasks.dataset import Dataset
 
-IMAGE_SETS = {"digits": 1797}  # name: number of images
+from groklab.tasks.meta import IMAGE_SETS  # noqa: E402 (name: number of images; torch-free, the config reads it)
 
 
 def load_images(name: str) -> tuple[torch.Tensor, torch.Tensor]:

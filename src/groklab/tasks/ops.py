@@ -7,28 +7,18 @@ independent pure-Python brute force.
 from __future__ import annotations
 
 import itertools
-import math
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+# The operations' names and properties live in meta.py (torch- and numpy-free, read by the config);
+# re-exported here beside the functions that compute the tables.
+from groklab.tasks.meta import GROUPS, INTEGER_OPS, MODULAR_OPS, PERMUTATION_OPS, Operation, is_prime, ops_for
 
-@dataclass(frozen=True)
-class Operation:
-    name: str
-    group: str  # "modular" (elements 0..p-1) or "permutation" (elements of S_n)
-    description: str
-    needs_prime: bool = False  # uses the modular inverse
-    nonzero_y: bool = False  # y = 0 is excluded from the table (division by zero)
-
-
-def is_prime(n: int) -> bool:
-    if n < 2:
-        return False
-    if n % 2 == 0:
-        return n == 2
-    return all(n % d for d in range(3, math.isqrt(n) + 1, 2))
+__all__ = [
+    "GROUPS", "INTEGER_OPS", "MODULAR_OPS", "PERMUTATION_OPS", "Operation", "is_prime", "ops_for",
+    "mod_inverse_table", "integer_table", "modular_table", "permutations", "permutation_table",
+]
 
 
 def mod_inverse_table(p: int) -> np.ndarray:
@@ -45,47 +35,20 @@ def _div_odd_else_sub(x, y, p):
     return np.where(y % 2 == 1, _div(x, y, p), (x - y) % p)
 
 
-_MODULAR: dict[str, tuple[Callable, str, bool, bool]] = {
-    # name: (function, description, needs_prime, nonzero_y)
-    "x+y": (lambda x, y, p: (x + y) % p, "addition mod p", False, False),
-    "x-y": (lambda x, y, p: (x - y) % p, "subtraction mod p", False, False),
-    "x*y": (lambda x, y, p: (x * y) % p, "multiplication mod p (Doshi et al.)", False, False),
-    "x/y": (_div, "division mod p: x times the modular inverse of y; y = 0 excluded", True, True),
-    "x/y if y odd else x-y": (
-        _div_odd_else_sub,
-        "x/y for odd y, x-y for even y (y = 0 is even, so it is kept)",
-        True,
-        False,
-    ),
-    "x^2+y^2": (lambda x, y, p: (x * x + y * y) % p, "sum of squares mod p", False, False),
-    "x^2+xy+y^2": (lambda x, y, p: (x * x + x * y + y * y) % p, "quadratic form mod p", False, False),
-    "x^2+xy+y^2+x": (lambda x, y, p: (x * x + x * y + y * y + x) % p, "quadratic form plus x mod p", False, False),
-    "x^3+xy": (lambda x, y, p: (x * x % p * x + x * y) % p, "cubic mod p", False, False),
-    "x^3+xy^2+y": (lambda x, y, p: (x * x % p * x + x * (y * y % p) + y) % p, "cubic mod p", False, False),
+_MODULAR: dict[str, Callable] = {
+    # name: the table's function; its description and flags are MODULAR_OPS[name] (meta.py)
+    "x+y": lambda x, y, p: (x + y) % p,
+    "x-y": lambda x, y, p: (x - y) % p,
+    "x*y": lambda x, y, p: (x * y) % p,
+    "x/y": _div,
+    "x/y if y odd else x-y": _div_odd_else_sub,
+    "x^2+y^2": lambda x, y, p: (x * x + y * y) % p,
+    "x^2+xy+y^2": lambda x, y, p: (x * x + x * y + y * y) % p,
+    "x^2+xy+y^2+x": lambda x, y, p: (x * x + x * y + y * y + x) % p,
+    "x^3+xy": lambda x, y, p: (x * x % p * x + x * y) % p,
+    "x^3+xy^2+y": lambda x, y, p: (x * x % p * x + x * (y * y % p) + y) % p,
 }
-
-_PERMUTATION: dict[str, str] = {
-    "x*y": "composition in S_n: (x*y)(i) = x(y(i))",
-    "x*y*x^-1": "conjugation of y by x in S_n",
-    "x*y*x": "x*y*x in S_n",
-}
-
-MODULAR_OPS: dict[str, Operation] = {
-    name: Operation(name, "modular", desc, needs_prime, nonzero_y)
-    for name, (_, desc, needs_prime, nonzero_y) in _MODULAR.items()
-}
-PERMUTATION_OPS: dict[str, Operation] = {name: Operation(name, "permutation", desc) for name, desc in _PERMUTATION.items()}
-# Integer (not modular) addition, the task of Liu et al. (2022)'s toy model: answers 0..2p-2, so a task of
-# this group has 2p-1 classes. As in the paper, x+y and y+x are one sample: the table has the p(p+1)/2 pairs
-# x ≤ y. Its parallelograms i+j = m+n define the representation quality index.
-INTEGER_OPS: dict[str, Operation] = {
-    "x+y": Operation("x+y", "integer", "integer addition of 0..p-1, pairs x <= y, answers 0..2p-2 (Liu et al. 2022)"),
-}
-GROUPS = ("modular", "permutation", "integer")  # the groups whose task is a binary-operation table
-
-
-def ops_for(group: str) -> dict[str, Operation]:
-    return {"modular": MODULAR_OPS, "permutation": PERMUTATION_OPS, "integer": INTEGER_OPS}[group]
+assert set(_MODULAR) == set(MODULAR_OPS)
 
 
 def integer_table(op: str, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -99,7 +62,7 @@ def integer_table(op: str, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def modular_table(op: str, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All equations x op y = z mod p. Returns (x, y, z), each int64 of shape (N,), in row-major (x, y) order."""
-    fn = _MODULAR[op][0]
+    fn = _MODULAR[op]
     ys = np.arange(1 if MODULAR_OPS[op].nonzero_y else 0, p, dtype=np.int64)
     xs = np.arange(p, dtype=np.int64)
     x, y = np.meshgrid(xs, ys, indexing="ij")
