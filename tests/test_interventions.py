@@ -272,8 +272,8 @@ def test_softmax_collapse_metric():
     small = torch.randn(8, 5)
     assert collapse_counts(small, labels, "ce") == (0, 0)
     mid = torch.zeros(8, 5)
-    mid[torch.arange(8), labels] = 30.0  # p rounds to 1 in float32, but the other classes' gradients are tiny, not 0
-    assert collapse_counts(mid, labels, "ce") == (8, 0)
+    mid[torch.arange(8), labels] = 30.0  # p rounds to 1 in float32: the loss term is exactly 0 (Prieto et al.'s
+    assert collapse_counts(mid, labels, "ce") == (8, 8)  # zero terms), though the other classes' p_j are tiny, not 0
     assert collapse_counts(mid.double(), labels, "ce") == (0, 0)  # float64 has room: no collapse
     # StableMax's own probability of the correct class: (201)/(201 + 4·1) < 1, and it never stops teaching.
     assert collapse_counts(big, labels, "stablemax") == (0, 0)

@@ -178,16 +178,27 @@ def report(path: tyro.conf.Positional[str]) -> None:
     print(build_report(path))
 
 
-AnalysisName = Literal["all", "grokking", "fourier", "ipr", "pruning", "progress", "representations", "sharpness"]
+AnalysisName = Literal["all", "grokking", "fourier", "ipr", "pruning", "progress", "representations", "sharpness", "ntk", "htsr", "llc"]
 
 
-def analyze(run_dir: tyro.conf.Positional[str], what: tuple[AnalysisName, ...] = ("all",), quiet: bool = False) -> None:
+def analyze(
+    run_dir: tyro.conf.Positional[str], what: tuple[AnalysisName, ...] = ("all",), quiet: bool = False,
+    ntk_samples: int = 128, ntk_split: Literal["train", "val"] = "val", htsr_min_dim: int = 10,
+    llc_lr: float = 1e-3, llc_localization: float = 100.0, llc_nbeta: Optional[float] = None, llc_chains: int = 4,
+    llc_draws: int = 200, llc_burnin: int = 0, llc_batch_size: int = 32, llc_checkpoints: int = 8, llc_seed: int = 100,
+) -> None:
     """Analyse a run over every checkpoint: crossing steps and phase, Fourier spectra and key frequencies,
-    neuron IPR, pruning by IPR, progress measures, PCA/t-SNE/RQI, sharpness. Writes RUN_DIR/analysis/
-    (tables *.csv, figures *.png, summary.json)."""
+    neuron IPR, pruning by IPR, progress measures, PCA/t-SNE/RQI, sharpness; named only (not in `all`): `ntk`
+    (empirical NTK distance and target alignment on --ntk-samples inputs), `htsr` (power-law exponent of the
+    weight spectra, correlation traps), `llc` (local learning coefficient by SGLD, needs `groklab[llc]`: step
+    size ε --llc-lr, localization γ, nβ (default batch/log batch), chains, draws, burn-in). Writes
+    RUN_DIR/analysis/ (tables *.csv, figures *.png, summary.json); see docs/analyses.md."""
     from groklab.analysis import run_analysis
 
-    summary = run_analysis(run_dir, what, log=None if quiet else print)
+    llc = dict(lr=llc_lr, localization=llc_localization, nbeta=llc_nbeta, chains=llc_chains, draws=llc_draws, burnin=llc_burnin,
+               batch_size=llc_batch_size, checkpoints=llc_checkpoints, seed=llc_seed)
+    summary = run_analysis(run_dir, what, ntk_samples=ntk_samples, ntk_split=ntk_split, htsr_min_dim=htsr_min_dim, llc=llc,
+                           log=None if quiet else print)
     if not quiet:
         print(f"wrote {len(summary['files'])} files to {Path(run_dir) / 'analysis'}")
 

@@ -32,6 +32,24 @@ def _choice(name: str, value: Any, allowed) -> None:
     _check(value in allowed, f"{name}={value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}")
 
 
+def parse_init_overrides(entries: list[str]) -> dict[str, float]:
+    """`model.init_overrides` as {role: std}, from entries "ROLE=STD" (models/init.py applies them); a malformed
+    entry, a repeated role or a std that is not a finite number ≥ 0 is a ConfigError naming the entry."""
+    out: dict[str, float] = {}
+    for entry in entries:
+        role, sep, value = str(entry).partition("=")
+        role = role.strip()
+        _check(bool(sep) and role.isidentifier(), f"model.init_overrides entry {entry!r} is not ROLE=STD (e.g. 'W_in=0.05')")
+        try:
+            std = float(value)
+        except ValueError:
+            raise ConfigError(f"model.init_overrides entry {entry!r}: {value.strip()!r} is not a number") from None
+        _check(math.isfinite(std) and std >= 0, f"model.init_overrides entry {entry!r}: the std must be a finite number ≥ 0")
+        _check(role not in out, f"model.init_overrides names role {role!r} twice")
+        out[role] = std
+    return out
+
+
 @dataclass
 class TaskConfig:
     """The data: a binary-operation table, sparse parity, images, teacher–student regression or your own
@@ -178,7 +196,14 @@ class ModelConfig:
 
     arch: Literal["transformer", "mlp", "toy"] = "transformer"
     init_scale: float = 1.0
-    """α: every initial weight is multiplied by this (Omnigrok)."""
+    """α: every initial weight is multiplied by this (Omnigrok), after init_std and init_overrides."""
+    init_std: Optional[float] = None
+    """Draw every weight matrix (every `W_*` role) N(0, init_std²) instead of the model's default N(0, 1/fan_in),
+    e.g. 0.05 for Doshi et al.'s MLP. None: the default draw. Biases and norm parameters are not touched."""
+    init_overrides: list[str] = field(default_factory=list)
+    """Per-role std, entries ROLE=STD (e.g. `W_in=0.05 W_U=0.09`; roles W_E, W_pos, W_Q, W_K, W_V, W_O, W_in,
+    W_hidden, W_out, W_U, b_in, ...): that role is drawn N(0, STD²) (0: zeros), after init_std. Order and
+    roles per model: docs/models.md."""
     dropout: float = 0.0
     # transformer
     n_layers: int = 2
@@ -206,6 +231,12 @@ class ModelConfig:
         _choice("model.input", self.input, ("onehot", "embed"))
         _choice("model.act", self.act, ("relu", "gelu", "quadratic", "tanh"))
         _check(self.init_scale > 0, f"model.init_scale={self.init_scale} must be positive")
+        _check(
+            self.init_std is None or (math.isfinite(self.init_std) and self.init_std > 0),
+            f"model.init_std={self.init_std} must be a positive number (or None for the default draw)",
+        )
+        self.init_overrides = list(self.init_overrides)
+        parse_init_overrides(self.init_overrides)
         _check(0.0 <= self.dropout < 1.0, f"model.dropout={self.dropout} must be in [0, 1)")
         for name in ("n_layers", "d_model", "n_heads", "d_mlp", "d_embed", "width", "depth"):
             _check(getattr(self, name) >= 1, f"model.{name}={getattr(self, name)} must be at least 1")
@@ -288,10 +319,16 @@ class TrainConfig:
     batch_size: Optional[int] = 512
     """Minibatch size; None trains full batch."""
     loss: Literal["ce", "mse", "stablemax", "hinge"] = "ce"
-    """`ce`: cross-entropy; `mse`: squared error to one-hot targets, summed over classes (Doshi et al.);
-    `stablemax`: cross-entropy with StableMax in place of softmax (Prieto et al.); `hinge`: max(0, 1 − y·f)
-    on ±1 targets (Barak et al., sparse parity), the multi-class margin loss on classes. On real-valued
-    targets (teacher) `mse`; on ±1 targets `mse`, `hinge`, or `ce` (logistic)."""
+    """`ce`: cross-entropy; `mse`: squared error to one-hot targets (over the classes as `loss_reduction`
+    says; Doshi et al., Omnigrok); `stablemax`: cross-entropy with StableMax in place of softmax (Prieto et
+    al.); `hinge`: max(0, 1 − y·f) on ±1 targets (Barak et al., sparse parity), the multi-class margin loss on
+    classes. On real-valued targets (teacher) `mse`; on ±1 targets `mse`, `hinge`, or `ce` (logistic)."""
+    loss_reduction: Literal["sum", "mean"] = "sum"
+    """How `mse` (and any loss on vector targets) combines the classes or outputs of one sample: `sum` adds
+    them (then the mean over samples); `mean` averages them, i.e. the mean over classes and samples of
+    PyTorch's MSELoss, which Doshi et al.'s and Omnigrok's code use (the loss and its gradient are C times
+    smaller; with Adam this matters only where gradients approach optim.eps). No effect on ce and stablemax.
+    The logged losses follow it."""
     dtype: Literal["float32", "float64"] = "float32"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     seed: int = 0
@@ -323,6 +360,7 @@ class TrainConfig:
         _check(self.steps >= 1, f"train.steps={self.steps} must be at least 1")
         _check(self.batch_size is None or self.batch_size >= 1, f"train.batch_size={self.batch_size} must be at least 1 (or None for full batch)")
         _choice("train.loss", self.loss, ("ce", "mse", "stablemax", "hinge"))
+        _choice("train.loss_reduction", self.loss_reduction, ("sum", "mean"))
         _choice("train.dtype", self.dtype, ("float32", "float64"))
         _choice("train.device", self.device, ("cpu", "cuda", "auto"))
         _check(self.eval_points >= 2, f"train.eval_points={self.eval_points} must be at least 2")

@@ -35,6 +35,7 @@ from groklab.analysis.progress import SIGN, progress_measures, sum_squared_weigh
 from groklab.analysis.pruning import pruning_curve
 from groklab.analysis.representations import pca, representation_matrix, rqi, tsne
 from groklab.analysis.sharpness import top_hessian_eigenvalue
+from groklab.train.optim import loss_spec
 
 WHAT = ("grokking", "fourier", "ipr", "pruning", "progress", "representations", "sharpness")
 
@@ -263,7 +264,7 @@ def run_analysis(
     # --- 4. pruning --------------------------------------------------------------------------------------
     if "pruning" in todo:
         assert nt is not None
-        rows = pruning_curve(load(last), data, cfg.train.loss, scores=nt["ipr"], layer=layer)
+        rows = pruning_curve(load(last), data, loss_spec(cfg.train), scores=nt["ipr"], layer=layer)
         table(rows, "pruning")
         summary["pruning"] = rows
         say(f"pruning: {len(rows)} points")
@@ -281,7 +282,7 @@ def run_analysis(
             pw = F.frequency_power(E)
             row = {"step": s}
             if cfg.task.op in SIGN:
-                row.update(progress_measures(m, data, p, keys, cfg.train.loss, cfg.task.op))
+                row.update(progress_measures(m, data, p, keys, loss_spec(cfg.train), cfg.task.op))
             # Gini of the norms of the embedding along each real Fourier basis vector (Nanda et al. §5.1).
             row["gini"] = F.gini((basis @ E).norm(dim=1))
             row["sum_sq_weights"] = sum_squared_weights(m)
@@ -335,7 +336,7 @@ def run_analysis(
         for s in _spread(steps, sharpness_checkpoints):
             m = load(s)
             dtype = next(m.parameters()).dtype
-            lam, it = top_hessian_eigenvalue(m, x, y, cfg.train.loss, iters=sharpness_iters, tol=1e-3)
+            lam, it = top_hessian_eigenvalue(m, x, y, loss_spec(cfg.train), iters=sharpness_iters, tol=1e-3)
             rows.append({"step": s, "top_eigenvalue": lam, "iters": it, "n_samples": n, "dtype": str(dtype)})
             say(f"sharpness: step {s}: λ_max = {lam:.4g} ({it} iterations)")
         table(rows, "sharpness")

@@ -32,12 +32,18 @@ from groklab.analysis.fourier import dominant_frequencies, neuron_inputs, neuron
 
 def ipr(power: torch.Tensor, dim: int = -1, skip_constant: bool = True) -> torch.Tensor:
     """IPR = Σ a² / (Σ a)² of a one-sided power spectrum along `dim`; with skip_constant the first entry
-    (f = 0) is left out. Zero spectra give 0."""
+    (f = 0) is left out. Zero spectra give 0, and so does a spectrum whose periodic power is DFT round-off
+    (at most 1e-24 of its total power, the constant included): a constant vector has IPR 0, not the IPR of
+    its rounding noise."""
     a = power.detach().to(torch.float64).movedim(dim, -1)
+    full = a.sum(-1)
     if skip_constant:
         a = a[..., 1:]
     s = a.sum(-1)
-    return torch.where(s > 0, a.pow(2).sum(-1) / s.clamp_min(1e-300).pow(2), torch.zeros_like(s))
+    # Round-off of the unitary DFT of a constant is ~1e-32 of its power in float64; 1e-24 leaves room for
+    # spectra summed over many vectors and is far below any real periodic component.
+    real = (s > 0) & (s > 1e-24 * full)
+    return torch.where(real, a.pow(2).sum(-1) / s.clamp_min(1e-300).pow(2), torch.zeros_like(s))
 
 
 def expected_gaussian_ipr(p: int, blocks: int = 1) -> float:

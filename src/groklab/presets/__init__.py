@@ -50,12 +50,15 @@ def nanda2023(p: int = 113, train_frac: float = 0.3, steps: int = 40_000, out: s
 
 def doshi2023(p: int = 97, train_frac: float = 0.5, corrupt_frac: float = 0.0, weight_decay: float = 1.0, steps: int = 10_000, out: str | None = None) -> RunConfig:
     """Doshi et al. (2023): MLP on one-hot x ⊕ one-hot y, width 500, quadratic activation, no biases, MSE on
-    one-hot targets, full-batch AdamW lr 1e-2 (weight decay swept; 1.0 here is a preset choice)."""
+    one-hot targets averaged over classes and samples (PyTorch's MSELoss, as in the authors' code:
+    `train.loss_reduction='mean'`), both weight matrices drawn N(0, 0.05²) (the authors' 0.5/(2N)^(1/3) at
+    N = 500: `model.init_std`), full-batch AdamW lr 1e-2, β = (0.9, 0.98) (weight decay swept; 1.0 here is a
+    preset choice)."""
     return RunConfig(
         task=TaskConfig(op="x+y", p=p, train_frac=train_frac, corrupt_frac=corrupt_frac),
-        model=ModelConfig(arch="mlp", input="onehot", width=500, depth=1, act="quadratic", bias=False),
+        model=ModelConfig(arch="mlp", input="onehot", width=500, depth=1, act="quadratic", bias=False, init_std=0.05),
         optim=OptimConfig(name="adamw", lr=1e-2, weight_decay=weight_decay, warmup_steps=0),
-        train=TrainConfig(steps=steps, batch_size=None, loss="mse"),
+        train=TrainConfig(steps=steps, batch_size=None, loss="mse", loss_reduction="mean"),
         out=out,
     )
 

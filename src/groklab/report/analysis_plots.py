@@ -3,6 +3,7 @@ written to a temporary name and renamed into place."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -158,4 +159,81 @@ def plot_sharpness(rows: list[dict], path: str | Path) -> Path:
     ax.plot(_logx(r["step"] for r in rows), [r["top_eigenvalue"] for r in rows], "o-")
     ax.set(xscale="log", xlabel="step", ylabel="top Hessian eigenvalue", title="Sharpness of the training loss")
     ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _curves(ax, metrics: list[dict], loss: bool = False) -> None:
+    """Train and validation accuracy (or loss) of the run's metrics on ax, for reading an analysis against them."""
+    x = _logx(r["step"] for r in metrics)
+    keys = (("train_loss", "train loss"), ("val_loss", "validation loss")) if loss else (("train_acc", "train"), ("val_acc", "validation"))
+    for (key, label), color in zip(keys, ("tab:blue", "tab:red")):
+        if any(r.get(key) is not None for r in metrics):
+            scale = 1 if loss else 100
+            ax.plot(x, [scale * r[key] if r.get(key) is not None else float("nan") for r in metrics], color=color, label=label)
+    ax.set(xscale="log", xlabel="step", ylabel="loss" if loss else "accuracy (%)")
+    if loss:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def plot_ntk(rows: list[dict], metrics: list[dict], path: str | Path) -> Path:
+    """Kumar et al. (2023) style: the empirical NTK's distance from its initial value and its alignment with
+    the targets over checkpoints, beside the loss and accuracy curves (lazy: the kernel stays; rich: it moves)."""
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4))
+    _curves(a, metrics, loss=True)
+    a.set_title("loss")
+    _curves(b, metrics)
+    b.set_title("accuracy")
+    x = _logx(r["step"] for r in rows)
+    c.plot(x, [r["distance"] for r in rows], "o-", ms=3, color="tab:purple", label="kernel distance from the first checkpoint")
+    c.plot(x, [r["alignment"] for r in rows], "s--", ms=3, color="tab:green", label="kernel-target alignment")
+    c.plot(x, [r["centered_alignment"] for r in rows], "^:", ms=3, color="tab:olive", label="centered alignment")
+    c.set(xscale="log", xlabel="step", ylabel="value", title=f"empirical NTK on {rows[0].get('n_samples', '?')} {rows[0].get('split', '')} inputs")
+    c.grid(alpha=0.3)
+    c.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_llc(rows: list[dict], metrics: list[dict], path: str | Path) -> Path:
+    """The local learning coefficient over checkpoints (mean and spread over SGLD chains) beside the accuracy
+    curves, as in the developmental-interpretability grokking figures."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
+    _curves(a, metrics)
+    a.set_title("accuracy")
+    x = _logx(r["step"] for r in rows)
+    mean = [r["llc_mean"] for r in rows]
+    sd = [r["llc_std"] if r["llc_std"] == r["llc_std"] else 0.0 for r in rows]
+    b.errorbar(x, mean, yerr=sd, fmt="o-", ms=4, capsize=3, color="tab:purple", label="λ̂ (mean ± sd over chains)")
+    r0 = rows[0]
+    b.set(xscale="log", xlabel="step", ylabel="local learning coefficient λ̂",
+          title=f"LLC (SGLD ε={r0['lr']:g}, γ={r0['localization']:g}, nβ={r0['nbeta']:.3g}, {r0['chains']}×{r0['draws']} draws)")
+    b.title.set_fontsize(9)
+    b.grid(alpha=0.3)
+    b.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_llc_traces(traces: list[dict], path: str | Path) -> Path:
+    """The SGLD loss trace of every chain at every checkpoint: converged chains are flat after burn-in and
+    overlap; a trace still rising or blowing up means the LLC at that step is not to be trusted."""
+    import numpy as np
+
+    steps = sorted({r["step"] for r in traces})
+    cols = min(4, len(steps))
+    nrows = math.ceil(len(steps) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 2.8 * nrows), squeeze=False)
+    for ax, s in zip(axes.flat, steps):
+        sub = [r for r in traces if r["step"] == s]
+        for c in sorted({r["chain"] for r in sub}):
+            pts = sorted((r["draw"], r["loss"]) for r in sub if r["chain"] == c)
+            ax.plot([p[0] for p in pts], np.asarray([p[1] for p in pts]), lw=0.8)
+        ax.set_title(f"step {s}", fontsize=9)
+        ax.set(xlabel="SGLD step", ylabel="loss")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(steps):]:
+        ax.axis("off")
+    fig.suptitle("SGLD loss traces per chain (flat after burn-in = converged)", fontsize=10)
     return _save(fig, path)

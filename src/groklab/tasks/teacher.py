@@ -5,6 +5,9 @@ Choices the paper leaves to us (all config fields): teacher of `teacher_depth` R
 `teacher_width`, weights N(0, 1/fan_in), biases N(0, 0.1²); outputs standardized (over all generated
 samples, per output) to mean 0 and variance 1, so that `task.tol` means the same at any size. Accuracy is
 replaced by the hit rate (every output within tol of its label) and R².
+
+`task.teacher="poly"` replaces the MLP by the single-index polynomial of Kumar et al. (2023),
+y = (β·x)^teacher_degree / 2, the task on which they show grokking as the lazy → rich transition.
 """
 
 from __future__ import annotations
@@ -55,11 +58,29 @@ def make_teacher(cfg: TaskConfig) -> tuple[Teacher, torch.Tensor]:
     return t, x
 
 
+def make_poly_teacher(cfg: TaskConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kumar, Bordelon, Gershman & Pehlevan 2023 ("Grokking as the transition from lazy to rich training
+    dynamics", §5): the single-index target y = (β·x)^k / 2 (their k = 2), one direction β per output.
+
+    Their inputs are x ~ N(0, I/D) with β ~ N(0, I); ours are x ~ N(0, I_D) (as the MLP teacher's) with
+    β ~ N(0, I/D): β·x has the same distribution, N(0, |β|²/D·D) ≈ N(0, 1). Labels are not standardized, so
+    the MSE reads as in the paper (for k = 2 the labels have mean ≈ 1/2 and variance ≈ 1/2).
+    Returns β (d_in, d_out) and all inputs (train_size + val_size, d_in), both from `task.seed`."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    beta = torch.randn(cfg.d_in, cfg.d_out, generator=g) / math.sqrt(cfg.d_in)
+    x = torch.randn(cfg.train_size + cfg.val_size, cfg.d_in, generator=g)
+    return beta, x
+
+
 def build(cfg: TaskConfig) -> Dataset:
     from groklab.tasks.dataset import Dataset
 
-    teacher, x = make_teacher(cfg)
-    with torch.no_grad():
-        y = teacher(x)  # (N, d_out)
+    if getattr(cfg, "teacher", "mlp") == "poly":
+        beta, x = make_poly_teacher(cfg)
+        y = (x @ beta) ** cfg.teacher_degree / 2  # (N, d_out)
+    else:
+        teacher, x = make_teacher(cfg)
+        with torch.no_grad():
+            y = teacher(x)  # (N, d_out)
     n = cfg.train_size
     return Dataset.from_tensors(x[:n], y[:n], x[n:], y[n:], target="real", tol=cfg.tol)

@@ -28,7 +28,7 @@ from groklab.models import build_model
 from groklab.store import RunDir
 from groklab.tasks import Dataset, build_dataset
 from groklab.train.hooks import build_interventions
-from groklab.train.optim import build_optimizer, collapse_counts, loss_fn, lr_at
+from groklab.train.optim import build_optimizer, collapse_counts, loss_fn, loss_spec, lr_at
 from groklab.train.schedule import eval_steps, log_spaced_steps
 
 ACC_THRESHOLD = 0.99
@@ -285,7 +285,7 @@ def run(
             # --- evaluate (log-spaced) ---
             row = None
             if step in evals and step not in logged:
-                row = {"step": step, **evaluate(model, data, tc.loss, tc.eval_batch_size)}
+                row = {"step": step, **evaluate(model, data, loss_spec(tc), tc.eval_batch_size)}
                 row["weight_norm"] = weight_norm(model)
                 row["last_layer_norm"] = last_layer_norm(model)
                 for h in interventions:
@@ -321,7 +321,7 @@ def run(
             else:
                 idx = torch.randperm(n_train, generator=batch_gen)[:batch].to(device)
                 xb, yb = data.x_train[idx], data.y_train[idx]
-            loss = loss_fn(model(xb), yb, tc.loss)
+            loss = loss_fn(model(xb), yb, loss_spec(tc))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             for h in interventions:

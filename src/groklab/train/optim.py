@@ -10,14 +10,14 @@ import torch.nn.functional as F
 
 from groklab.config import OptimConfig
 from groklab.errors import ConfigError
+from groklab.models.init import role_of
 
 _NORM_MODULES = (nn.LayerNorm, nn.modules.batchnorm._BatchNorm, nn.GroupNorm)
 
 
 def _role(name: str) -> str:
-    """The role of a parameter from its dotted name: the last part that is not a list index
-    (`blocks.0.attn.W_Q` -> `W_Q`, `b_hidden.1` -> `b_hidden`)."""
-    return next(part for part in reversed(name.split(".")) if not part.isdigit())
+    """The role of a parameter from its dotted name (`blocks.0.attn.W_Q` -> `W_Q`); see models/init.py."""
+    return role_of(name)
 
 
 def param_groups_of(model: nn.Module) -> dict[str, set[str]]:
@@ -125,43 +125,64 @@ def log_stablemax(logits: torch.Tensor) -> torch.Tensor:
     return s.log() - s.sum(-1, keepdim=True).log()
 
 
+def loss_spec(train_cfg) -> str:
+    """The loss name `loss_fn` takes for a run's `TrainConfig`: `train.loss`, with ":mean" appended when
+    `train.loss_reduction='mean'` (squared error averaged over the classes instead of summed)."""
+    return train_cfg.loss if getattr(train_cfg, "loss_reduction", "sum") == "sum" else f"{train_cfg.loss}:mean"
+
+
+def _split(kind: str) -> tuple[str, bool]:
+    """("mse", True) from "mse:mean": the loss and whether it averages over the classes (outputs)."""
+    name, _, over = kind.partition(":")
+    if over not in ("", "mean"):
+        raise ConfigError(f"loss {kind!r}: the part after ':' must be 'mean'")
+    return name, over == "mean"
+
+
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy, StableMax cross-entropy, or squared error to one-hot targets summed over classes.
+    """Cross-entropy, StableMax cross-entropy, multi-class hinge, or squared error to one-hot targets.
 
     logits (B, C), labels (B,); returns the mean over samples, the sum, or (B,) with reduction="none".
-    `hinge` on class labels is the multi-class margin loss Σ_{c≠y} max(0, 1 − z_y + z_c) / C. Float labels
-    (sign and real-valued targets) take `target_loss`.
+    `kind` is a loss name (`loss_spec`): "mse" sums the squared error over the C classes (per sample
+    Σ_c (z_c − y_c)²), "mse:mean" averages it (Σ_c (z_c − y_c)² / C: PyTorch's MSELoss default, averaged over
+    classes and samples, as in Doshi et al.'s and Omnigrok's code); ":mean" changes nothing for ce and
+    stablemax. `hinge` on class labels is the multi-class margin loss Σ_{c≠y} max(0, 1 − z_y + z_c) / C. Float
+    labels (sign and real-valued targets) take `target_loss`.
     """
+    name, mean_classes = _split(kind)
     if labels.is_floating_point():
         return target_loss(logits, labels, kind, reduction)
-    if kind == "hinge":
+    if name == "hinge":
         return F.multi_margin_loss(logits, labels, reduction=reduction)
-    if kind == "ce":
+    if name == "ce":
         # Softmax in float64 would be slower and hide the float32 softmax collapse the papers study.
         return F.cross_entropy(logits, labels, reduction=reduction)
-    if kind == "stablemax":
+    if name == "stablemax":
         s = stablemax_s(logits)  # the log of the correct class only: one (B,) log instead of a (B, C) one
         per_sample = s.sum(-1).log() - s.gather(-1, labels[:, None]).squeeze(-1).log()
     else:
         target = F.one_hot(labels, logits.shape[-1]).to(logits.dtype)
-        per_sample = (logits - target).pow(2).sum(-1)
+        sq = (logits - target).pow(2)
+        per_sample = sq.mean(-1) if mean_classes else sq.sum(-1)
     if reduction == "mean":
         return per_sample.mean()
     return per_sample.sum() if reduction == "sum" else per_sample
 
 
 def target_loss(out: torch.Tensor, y: torch.Tensor, kind: str, reduction: str = "mean") -> torch.Tensor:
-    """Losses on float targets y (B, d), summed over the d outputs: `mse` Σ (out − y)²; `hinge`
-    Σ max(0, 1 − y·out) for y = ±1 (Barak et al. 2022); `ce` the logistic loss Σ log(1 + e^{−y·out}) for
-    y = ±1 (binary cross-entropy on the sign)."""
-    if kind == "mse":
-        per_sample = (out - y).pow(2).sum(-1)
-    elif kind == "hinge":
-        per_sample = F.relu(1 - y * out).sum(-1)
-    elif kind == "ce":
-        per_sample = F.softplus(-y * out).sum(-1)
+    """Losses on float targets y (B, d), summed over the d outputs ("mse") or averaged over them ("mse:mean",
+    etc.): `mse` Σ (out − y)²; `hinge` Σ max(0, 1 − y·out) for y = ±1 (Barak et al. 2022); `ce` the logistic
+    loss Σ log(1 + e^{−y·out}) for y = ±1 (binary cross-entropy on the sign)."""
+    name, mean_outputs = _split(kind)
+    if name == "mse":
+        terms = (out - y).pow(2)
+    elif name == "hinge":
+        terms = F.relu(1 - y * out)
+    elif name == "ce":
+        terms = F.softplus(-y * out)
     else:
-        raise ConfigError(f"train.loss={kind!r} is not defined for real-valued or ±1 targets; use mse, hinge or ce")
+        raise ConfigError(f"train.loss={name!r} is not defined for real-valued or ±1 targets; use mse, hinge or ce")
+    per_sample = terms.mean(-1) if mean_outputs else terms.sum(-1)
     if reduction == "mean":
         return per_sample.mean()
     return per_sample.sum() if reduction == "sum" else per_sample
@@ -169,16 +190,20 @@ def target_loss(out: torch.Tensor, y: torch.Tensor, kind: str, reduction: str = 
 
 def collapse_counts(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> tuple[int, int]:
     """Softmax collapse (Prieto et al. 2025) on a batch, in the logits' dtype: the number of samples whose
-    correct-class probability is exactly 1.0, and the number whose loss gradient with respect to the
-    logits is exactly zero in every entry (those samples no longer teach the model anything). The
-    probability is the one the loss uses: StableMax's s(z)/Σs(z) under `stablemax`, softmax otherwise."""
-    if kind == "stablemax":
+    correct-class probability is exactly 1.0, and the number whose loss term is exactly 0.
+
+    The second count is Prieto et al.'s "zero terms" (their code counts `loss(reduction="none") == 0` in the
+    training precision): with the loss exactly 0 the correct class's gradient p_y − 1 is exactly 0, and the
+    other classes' p_j are below the float's resolution next to 1 (Σ_j p_j rounded away, < 2⁻²⁴ in float32),
+    so the sample has stopped pulling its logit up. (Asking for *every* gradient entry to be exactly 0 almost
+    never fires: the p_j are tiny, not 0, until e^{z_j − z_y} underflows.) The probability is the one the
+    loss uses: StableMax's s(z)/Σs(z) under `stablemax`, softmax otherwise."""
+    name, _ = _split(kind)
+    if name == "stablemax":
         s = stablemax_s(logits)
         probs = s / s.sum(-1, keepdim=True)
     else:
         probs = logits.softmax(-1)
     p_correct = probs.gather(-1, labels[:, None]).squeeze(-1)
-    with torch.enable_grad():
-        z = logits.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(loss_fn(z, labels, kind, reduction="sum"), z)
-    return int((p_correct == 1.0).sum()), int((grad == 0).all(-1).sum())
+    zero = loss_fn(logits, labels, kind, reduction="none") == 0
+    return int((p_correct == 1.0).sum()), int(zero.sum())

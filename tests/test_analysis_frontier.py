@@ -1,0 +1,162 @@
+"""The frontier analyses on cases with a known answer: the empirical NTK (lazy → rich), heavy-tailed
+self-regularization (power-law exponent of weight spectra, correlation traps) and the local learning
+coefficient (devinterp), plus the output-scale knob and the polynomial teacher they run on."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn as nn
+
+from groklab.analysis.ntk import empirical_ntk, kernel_distance, target_alignment, target_matrix
+from groklab.config import ModelConfig, RunConfig, TaskConfig
+from groklab.errors import ConfigError
+from groklab.models import build_model
+from groklab.tasks import build_dataset
+
+
+class Linear(nn.Module):
+    def __init__(self, d: int, c: int = 1):
+        super().__init__()
+        self.W = nn.Parameter(torch.randn(d, c, dtype=torch.float64))
+
+    def forward(self, x):
+        return x @ self.W
+
+
+# --- output scale and the polynomial teacher ------------------------------------------------------------
+
+def test_output_scale_multiplies_the_output_and_keeps_the_weights():
+    torch.manual_seed(0)
+    m1 = build_model(ModelConfig(arch="mlp", width=16), 5, 3, d_input=4)
+    torch.manual_seed(0)
+    m2 = build_model(ModelConfig(arch="mlp", width=16, output_scale=2.5), 5, 3, d_input=4)
+    x = torch.randn(7, 4)
+    torch.testing.assert_close(m2(x), 2.5 * m1(x))
+    assert list(m1.state_dict()) == list(m2.state_dict())
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        assert torch.equal(a, b)
+    torch.manual_seed(0)
+    t = build_model(ModelConfig(arch="transformer", n_layers=1, d_model=16, n_heads=2, d_mlp=32, output_scale=0.5), 7, 7)
+    torch.manual_seed(0)
+    t1 = build_model(ModelConfig(arch="transformer", n_layers=1, d_model=16, n_heads=2, d_mlp=32), 7, 7)
+    toks = torch.randint(0, 7, (5, 2))  # operand pairs
+    torch.testing.assert_close(t(toks), 0.5 * t1(toks))
+
+
+def test_output_scale_is_validated_and_old_configs_load():
+    with pytest.raises(ConfigError, match="model.output_scale"):
+        ModelConfig(output_scale=0.0)
+    d = RunConfig().to_dict()
+    del d["model"]["output_scale"], d["task"]["teacher"], d["task"]["teacher_degree"]
+    cfg = RunConfig.from_dict(d)
+    assert cfg.model.output_scale == 1.0 and cfg.task.teacher == "mlp"
+
+
+def test_poly_teacher_labels_are_the_single_index_polynomial():
+    cfg = TaskConfig(group="teacher", teacher="poly", d_in=20, d_out=1, train_size=300, val_size=200, seed=3)
+    data = build_dataset(cfg)
+    from groklab.tasks.teacher import make_poly_teacher
+
+    beta, x = make_poly_teacher(cfg)
+    torch.testing.assert_close(data.x_train, x[:300])
+    torch.testing.assert_close(data.y_train, (x[:300] @ beta) ** 2 / 2)
+    # y = z²/2 with z = β·x ~ N(0, |β|²): mean |β|²/2
+    assert abs(float(torch.cat([data.y_train, data.y_val]).mean()) - float(beta.pow(2).sum()) / 2) < 0.15
+    with pytest.raises(ConfigError, match="task.teacher"):
+        TaskConfig(group="teacher", teacher="cubic")
+
+
+# --- empirical NTK --------------------------------------------------------------------------------------
+
+def test_ntk_of_a_linear_model_is_the_gram_matrix_and_does_not_move():
+    torch.manual_seed(0)
+    X = torch.randn(6, 4, dtype=torch.float64)
+    m = Linear(4)
+    K0 = empirical_ntk(m, X)
+    torch.testing.assert_close(K0, X @ X.T)
+    with torch.no_grad():
+        m.W.mul_(-3.0).add_(1.0)  # any other weights: a linear model's kernel does not depend on them
+    K1 = empirical_ntk(m, X)
+    torch.testing.assert_close(K1, X @ X.T)
+    assert abs(kernel_distance(K0, K1)) < 1e-12
+    # C outputs with independent weight columns: the output-traced kernel is C · XXᵀ
+    torch.testing.assert_close(empirical_ntk(Linear(4, 3), X), 3 * X @ X.T)
+    # blocks of outputs give the same kernel as all at once
+    torch.testing.assert_close(empirical_ntk(Linear(4, 3), X, max_bytes=1), 3 * X @ X.T)
+
+
+def test_kernel_target_alignment_by_hand():
+    X = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    K = X @ X.T  # [[1,0,1],[0,1,1],[1,1,2]], ‖K‖_F = √10
+    y = torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64)
+    # yᵀKy = K00 − 2 K01 + K11 = 2; ‖yyᵀ‖_F = ‖y‖² = 2
+    assert target_alignment(K, y) == pytest.approx(2 / (math.sqrt(10) * 2))
+    assert target_alignment(K, K.diagonal().sqrt()) <= 1.0
+    # K = yyᵀ aligns perfectly; the distance of a kernel from a multiple of itself is 0, from an orthogonal one 1
+    assert target_alignment(torch.outer(y, y), y) == pytest.approx(1.0)
+    assert kernel_distance(K, 5 * K) == pytest.approx(0.0, abs=1e-12)
+    assert kernel_distance(torch.diag(torch.tensor([1.0, 0.0])), torch.diag(torch.tensor([0.0, 1.0]))) == pytest.approx(1.0)
+    # centered: an added constant kernel hides the match from the plain alignment, not from the centered one
+    # (y has mean 0 here, so H y = y and H(yyᵀ + 5·11ᵀ)H = yyᵀ)
+    K2 = torch.outer(y, y) + 5.0
+    assert target_alignment(K2, y) < 0.5
+    assert target_alignment(K2, y, centered=True) == pytest.approx(1.0)
+    Y = target_matrix(torch.tensor([0, 2, 1]), 3, "class")
+    torch.testing.assert_close(Y, torch.eye(3, dtype=torch.float64)[[0, 2, 1]])
+
+
+def test_ntk_of_a_two_layer_network_matches_the_formula():
+    # f(x) = aᵀ relu(Wx): K(x,x') = relu(Wx)·relu(Wx') + Σ_i a_i² 1[w_i·x>0] 1[w_i·x'>0] x·x'
+    torch.manual_seed(1)
+    d, h, n = 3, 5, 4
+
+    class TwoLayer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.W = nn.Parameter(torch.randn(h, d, dtype=torch.float64))
+            self.a = nn.Parameter(torch.randn(h, dtype=torch.float64))
+
+        def forward(self, x):
+            return torch.relu(x @ self.W.T) @ self.a
+
+    m = TwoLayer()
+    X = torch.randn(n, d, dtype=torch.float64)
+    H = torch.relu(X @ m.W.T)
+    D = (X @ m.W.T > 0).double() * m.a.detach()
+    expected = H @ H.T + (D @ D.T) * (X @ X.T)
+    torch.testing.assert_close(empirical_ntk(m, X), expected.detach())
+
+
+@pytest.mark.integration
+def test_ntk_analysis_lazy_run_keeps_its_kernel_rich_run_moves_it(tmp_path):
+    """Chizat et al. 2019: with the output multiplied by α and the learning rate divided by α², a large α
+    trains lazily (the kernel hardly moves) and a small α richly; `groklab analyze --what ntk` sees it."""
+    from groklab.analysis import run_analysis
+    from groklab.cli import main
+    from groklab.train import run
+
+    base = RunConfig().replace(**{
+        "task.group": "teacher", "task.teacher": "poly", "task.d_in": 8, "task.train_size": 64, "task.val_size": 64,
+        "model.arch": "mlp", "model.width": 64, "model.depth": 1, "train.loss": "mse", "train.batch_size": None,
+        "train.steps": 200, "train.eval_points": 10, "train.checkpoint_points": 4, "train.threads": 1,
+        "optim.name": "sgd", "optim.weight_decay": 0.0, "optim.warmup_steps": 0})
+    dist = {}
+    for alpha in (0.1, 10.0):
+        out = tmp_path / f"a{alpha}"
+        run(base.replace(**{"model.output_scale": alpha, "optim.lr": 0.05 / alpha**2, "out": str(out)}))
+        if alpha == 0.1:
+            main(["analyze", str(out), "--what", "ntk", "--ntk-samples", "32", "--quiet"])
+            s = None
+        else:
+            s = run_analysis(out, ["ntk"], ntk_samples=32)
+        df = pd.read_csv(out / "analysis" / "ntk.csv")
+        assert (out / "analysis" / "ntk.png").stat().st_size > 1000
+        assert df["distance"].iloc[0] == pytest.approx(0.0, abs=1e-9) and df["step"].iloc[0] == 0
+        assert len(df) == 4 and set(df["split"]) == {"val"}
+        dist[alpha] = float(df["distance"].iloc[-1])
+    assert s is not None and s["ntk"]["final"]["distance"] == pytest.approx(dist[10.0])
+    assert dist[10.0] < 1e-2 < 0.1 < dist[0.1], dist
