@@ -169,6 +169,7 @@ def test_resume_errors(tmp_path):
 @pytest.mark.integration
 def test_corrupt_checkpoint_is_reported(tmp_path):
     run(tiny(tmp_path / "r", steps=20))
+    (tmp_path / "r" / "summary.json").unlink()  # unfinished: a finished run is returned without reading it
     (tmp_path / "r" / "checkpoints" / "resume.safetensors").write_bytes(b"\x00garbage")
     with pytest.raises(RunDirError, match="corrupt"):
         resume(tmp_path / "r")

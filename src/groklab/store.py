@@ -19,16 +19,22 @@ Layout (format_version 1)::
 Reading the weights without groklab: docs/checkpoints.md and examples/load_checkpoint.py.
 
 Every file is written to a temporary name in the same directory and renamed into place, so a kill at any
-moment leaves either the old or the new file, never half of one. Loading never executes code: JSON and
-safetensors only.
+moment leaves either the old or the new file, never half of one; it gets the mode an ordinary new file would
+(0666 less the umask), not the temporary file's 0600. Loading never executes code: JSON and safetensors only.
+
+Resume safety: a finished run (summary.json) is never written again by a resume; a run with metrics but no
+resume state, or whose config.json changed since the resume state was saved (`config_changes`), is refused
+instead of restarted; `set_results_aside` is the explicit restart (`groklab resume RUN --restart`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,12 +50,33 @@ CONFIG, METRICS, SUMMARY, CKPT_DIR, RESUME = "config.json", "metrics.jsonl", "su
 
 
 # --- atomic writes ---------------------------------------------------------------------------------
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask can only be read by setting it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def public_mode(tmp: str | os.PathLike) -> None:
+    """Give a mkstemp file (always 0600) the mode an ordinary new file gets: 0666 less the umask, so colleagues
+    and web servers can read a shared run or report as they can its other files."""
+    os.chmod(tmp, 0o666 & ~current_umask())
+
+
 def _atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        public_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -69,6 +96,85 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     _atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+# --- checks before a run writes anything --------------------------------------------------------------
+def check_out_path(out: str | os.PathLike) -> None:
+    """One-line RunDirError when `out` cannot become a run directory: an existing file, a path under a file,
+    or a folder this process cannot write into. Called before any training."""
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise RunDirError(f"out={str(out)!r} is an existing file, not a directory; choose a new directory for the run")
+    anc = p
+    while not anc.exists():  # the nearest existing ancestor is where mkdir will write
+        if anc.parent == anc:
+            break
+        anc = anc.parent
+    if anc.exists() and not anc.is_dir():
+        raise RunDirError(f"out={str(out)!r} lies under {str(anc)!r}, which is a file, not a directory; choose another path")
+    if anc.is_dir() and not os.access(anc, os.W_OK | os.X_OK):
+        raise RunDirError(f"out={str(out)!r}: cannot write into {str(anc)!r} (permission denied); choose a directory you can write to")
+
+
+# Fields a resume may change without mixing two runs: where the directory lives (it may have been moved) and
+# how the same computation is carried out (threads, device, eval chunk size, extra loggers, resume cadence).
+# Results can differ in the last bits across device or threads, never in what is trained.
+RESUME_FREE_FIELDS = frozenset({
+    "out", "train.threads", "train.device", "train.eval_batch_size", "train.loggers", "train.resume_every_s",
+})
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            flat.update(_flatten(v, key + "."))
+        else:
+            flat[key] = v
+    return flat
+
+
+def config_fingerprint(cfg: RunConfig) -> dict[str, Any]:
+    """What the resume state keeps of the config: the fields a resume must not change, and their hash."""
+    fields = {k: v for k, v in _flatten(cfg.to_dict()).items() if k not in RESUME_FREE_FIELDS and k != "format_version"}
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+    return {"hash": digest, "fields": fields}
+
+
+def config_changes(saved: dict[str, Any], cfg: RunConfig) -> list[str]:
+    """Fields whose value differs between a resume state's fingerprint and `cfg`, as "name old → new".
+    Fields only one side knows (added to groklab since the run started) are not compared."""
+    now = config_fingerprint(cfg)
+    if saved.get("hash") == now["hash"]:
+        return []
+    old_fields, new_fields = saved.get("fields", {}), now["fields"]
+    return [
+        f"{k} {json.dumps(old_fields[k], default=str)} → {json.dumps(new_fields[k], default=str)}"
+        for k in sorted(old_fields.keys() & new_fields.keys())
+        if old_fields[k] != new_fields[k]
+    ]
+
+
+RESULT_FILES = ("metrics.jsonl", "summary.json", "checkpoints", "curves.png", "metrics.parquet", "tensorboard", "wandb")
+
+
+def set_results_aside(store: "RunDir") -> Path | None:
+    """The explicit restart: move a run's results into RUN/restarted-<UTC time>/ (nothing is deleted), leaving
+    config.json, so the run trains again from step 0. The summary moves first: a kill part-way leaves a run
+    that is unfinished, never old metrics beside a summary. Returns the folder (None when there was nothing)."""
+    present = [n for n in (SUMMARY, *[n for n in RESULT_FILES if n != SUMMARY]) if (store.path / n).exists()]
+    if not present:
+        return None
+    base = time.strftime("restarted-%Y%m%d-%H%M%S", time.gmtime())
+    aside, n = store.path / base, 1
+    while aside.exists():
+        n += 1
+        aside = store.path / f"{base}.{n}"
+    aside.mkdir()
+    for name in present:
+        os.replace(store.path / name, aside / name)
+    return aside
 
 
 def _json_default(x: Any) -> Any:

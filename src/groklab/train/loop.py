@@ -25,11 +25,12 @@ from groklab.config import RunConfig
 from groklab.errors import ConfigError, RunDirError
 from groklab.interop.loggers import open_loggers
 from groklab.models import build_model
-from groklab.store import RunDir
+from groklab.store import RunDir, check_out_path, config_fingerprint, config_changes, set_results_aside
 from groklab.tasks import Dataset, build_dataset
 from groklab.train.hooks import build_interventions
 from groklab.train.optim import build_optimizer, collapse_counts, loss_fn, loss_spec, lr_at
 from groklab.train.schedule import eval_steps, log_spaced_steps
+from groklab.train.stop import StopRule
 
 ACC_THRESHOLD = 0.99
 
@@ -42,6 +43,11 @@ class RunResult:
     summary: dict
     run_dir: Path | None = None
     interrupted: bool = False
+
+    @property
+    def stop_reason(self) -> str | None:
+        """"budget", "condition" or "diverged" (summary.json's stop_reason); None when interrupted."""
+        return self.summary.get("stop_reason") if self.summary else None
 
     @property
     def metrics(self):
@@ -208,10 +214,20 @@ def run(
 ) -> RunResult:
     """Train as `config` says; write the run directory `config.out` (if set) and return the result.
 
-    `resume=True` continues the run in `config.out` from its last resume state. `on_step(step, row)` is
-    called after every update (row is the evaluation at that step, or None) — the CLI's progress bar.
+    `resume=True` continues the run in `config.out` from its last resume state; a finished run (summary.json
+    present) is returned as it is, untouched. `on_step(step, row)` is called after every update (row is the
+    evaluation at that step, or None) — the CLI's progress bar.
+
+    The run stops at `train.steps`, or earlier when `train.stop_when` has held for `train.stop_patience` steps or
+    the training loss is no longer finite (train/stop.py); the stop step is always evaluated and checkpointed and
+    summary.json records `stop_reason` and `stopped_step`.
     """
     cfg, tc = config, config.train
+    stop_rule = StopRule.from_config(tc)
+    if cfg.out and not resume:
+        check_out_path(cfg.out)  # a file, a path under a file, an unwritable folder: one line, before any work
+    if cfg.out and resume and RunDir(Path(cfg.out)).read_summary() is not None:
+        return _finished(Path(cfg.out))
     device = resolve_device(tc.device)
     _tune_cpu_runtime()
     if tc.threads is not None:
@@ -231,22 +247,40 @@ def run(
     total = tc.steps
     evals = set(eval_steps(total, tc.eval_points, tc.eval_every))
     ckpts = set(log_spaced_steps(total, tc.checkpoint_points))
-    batch = tc.batch_size
     n_train = data.n_train
+    batch = tc.resolved_batch_size(n_train)  # `auto` becomes min(512, ⌈n_train/2⌉) here, where n_train is known
     if batch is not None and batch > n_train:  # a custom task's size is known only now, with its file read
         raise ConfigError(f"train.batch_size={batch} is larger than the training set ({n_train} samples from task.path={cfg.task.path!r}); use at most {n_train}, or None for full batch")
     if store is not None and not resume:
         # Only now, with the data read and every check passed, so a bad config leaves no half-made directory.
-        store.path.mkdir(parents=True, exist_ok=True)
-        store.write_config(cfg)
+        try:
+            store.path.mkdir(parents=True, exist_ok=True)
+            store.write_config(cfg)
+        except OSError as e:  # a read-only or special file system that check_out_path could not foresee
+            raise RunDirError(f"out={cfg.out!r}: cannot create the run directory there ({e.strerror or e}); choose a directory you can write to") from None
 
     step, elapsed, rows = 0, 0.0, []
     if resume:
         assert store is not None
         state = store.load_resume()
         rows = store.read_metrics()
+        if state is None and any(r.get("step", 0) > 0 for r in rows):
+            # Restarting from step 0 would silently throw these rows away (and mix two runs if interrupted).
+            raise RunDirError(
+                f"{str(store.path)!r} has {len(rows)} metric rows (to step {rows[-1].get('step')}) but no resume state "
+                f"(checkpoints/resume.safetensors), so it cannot continue; to train it again from step 0, keeping the old "
+                f"results in a subfolder, run: groklab resume {store.path} --restart"
+            )
         if state is not None:
             tensors, meta = state
+            if "config" in meta:  # resume states written before this check carry no config
+                changed = config_changes(meta["config"], cfg)
+                if changed:
+                    raise RunDirError(
+                        f"config.json changed since this run started: {'; '.join(changed)}; put the old values back, "
+                        f"or train it again from step 0 with: groklab resume {store.path} --restart"
+                    )
+            stop_rule.load_state(meta.get("stop"))
             step, elapsed = meta["step"], meta["elapsed_s"]
             model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
             _load_optim(optimizer, tensors, meta["optim"])
@@ -272,7 +306,10 @@ def run(
             tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
         for h in interventions:
             tensors.update({f"hook.{h.name}.{k}": v for k, v in h.state_tensors().items()})
-        store.save_resume(tensors, {"step": step, "elapsed_s": elapsed + time.perf_counter() - t0, "optim": opt_meta})
+        store.save_resume(tensors, {
+            "step": step, "elapsed_s": elapsed + time.perf_counter() - t0, "optim": opt_meta,
+            "stop": stop_rule.state(), "config": config_fingerprint(cfg),
+        })
 
     loggers = open_loggers(cfg, store.path if store else None)  # train.loggers: TensorBoard, W&B (copies of the JSONL)
     model.train()
@@ -280,11 +317,17 @@ def run(
     last_save = t0
     logged = {r["step"] for r in rows}
     interrupted = False
+    stop_reason = stop_rule.reason  # set already when resuming a run killed between its stop and its summary
+    reported = -1  # the last step handed to on_step (a divergence found mid-step comes back to the same step)
     with _StopFlag() as stop:
         while True:
-            # --- evaluate (log-spaced) ---
+            for h in interventions:  # a data intervention may swap the training set (reg.swap_step, ungrokking)
+                data = h.train_data(data, step)
+            n_train = data.n_train
+            final = step >= total or stop_reason is not None
+            # --- evaluate (log-spaced, and always the step the run stops at) ---
             row = None
-            if step in evals and step not in logged:
+            if (step in evals or final or step == stop_rule.due_step()) and step not in logged:
                 row = {"step": step, **evaluate(model, data, loss_spec(tc), tc.eval_batch_size)}
                 row["weight_norm"] = weight_norm(model)
                 row["last_layer_norm"] = last_layer_norm(model)
@@ -297,17 +340,21 @@ def run(
                 if store is not None:
                     store.append_metrics(row)
                     loggers.log(row)
-            # --- checkpoint: weights at log-spaced steps; the resume state then and every resume_every_s ---
+                if stop_reason is None:
+                    stop_reason = stop_rule.update(step, row)
+                    final = final or stop_reason is not None
+            # --- checkpoint: weights at log-spaced steps and the last step; the resume state then and every resume_every_s ---
             if store is not None:
-                if step in ckpts:
+                if step in ckpts or final:
                     store.save_weights(step, model)
                 now = time.perf_counter()
-                if step in ckpts or now - last_save >= tc.resume_every_s or stop.requested:
+                if step in ckpts or final or now - last_save >= tc.resume_every_s or stop.requested:
                     save_resume()
                     last_save = now
-            if on_step is not None:
+            if on_step is not None and step != reported:
                 on_step(step, row)
-            if step >= total:
+                reported = step
+            if final:
                 break
             if stop.requested:
                 interrupted = True
@@ -322,6 +369,9 @@ def run(
                 idx = torch.randperm(n_train, generator=batch_gen)[:batch].to(device)
                 xb, yb = data.x_train[idx], data.y_train[idx]
             loss = loss_fn(model(xb), yb, loss_spec(tc))
+            if stop_rule.check_loss(step, loss.item()) is not None:
+                stop_reason = stop_rule.reason  # NaN/inf: no update with it; evaluate and checkpoint this step, then stop
+                continue
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             for h in interventions:
@@ -333,13 +383,18 @@ def run(
 
     wall = elapsed + time.perf_counter() - t0
     loggers.close()
-    summary = {} if interrupted else make_summary(cfg, rows, model, data, wall, device)
+    summary = {} if interrupted else make_summary(cfg, rows, model, data, wall, device, stop_reason or "budget", step)
     if store is not None and not interrupted:
         store.write_summary(summary)
     return RunResult(config=cfg, model=model, rows=rows, summary=summary, run_dir=store.path if store else None, interrupted=interrupted)
 
 
-def make_summary(cfg: RunConfig, rows: list[dict], model: nn.Module, data: Dataset, wall: float, device: torch.device) -> dict:
+def make_summary(
+    cfg: RunConfig, rows: list[dict], model: nn.Module, data: Dataset, wall: float, device: torch.device,
+    stop_reason: str = "budget", stopped_step: int | None = None,
+) -> dict:
+    """summary.json. `steps` is the budget; `stopped_step` where training ended (< steps when `stop_reason` is
+    "condition" or "diverged"); a crossing step of None means "not within stopped_step steps" (censored)."""
     import numpy
 
     from groklab.models import count_params
@@ -348,6 +403,8 @@ def make_summary(cfg: RunConfig, rows: list[dict], model: nn.Module, data: Datas
     return {
         "final": final,
         "steps": cfg.train.steps,
+        "stop_reason": stop_reason,
+        "stopped_step": cfg.train.steps if stopped_step is None else stopped_step,
         "train_acc_99_step": first_crossing(rows, "train_acc"),
         "val_acc_99_step": first_crossing(rows, "val_acc"),
         "wall_time_s": wall,
@@ -365,10 +422,25 @@ def make_summary(cfg: RunConfig, rows: list[dict], model: nn.Module, data: Datas
     }
 
 
-def resume(path: str | Path, *, on_step: Callable[[int, dict | None], None] | None = None) -> RunResult:
-    """Continue the run in `path` from its last resume state (a finished run is returned as it is)."""
+def _finished(path: Path) -> RunResult:
+    """A finished run read back as it is: nothing in its directory is written."""
+    from groklab.store import load_run
+
+    r = load_run(path)
+    if not r.checkpoint_steps:
+        raise RunDirError(f"{str(path)!r} is finished (it has summary.json) but its checkpoints are gone, so its model cannot be loaded")
+    return RunResult(config=r.config, model=r.load_model(), rows=r.rows, summary=r.summary, run_dir=r.path)
+
+
+def resume(path: str | Path, *, on_step: Callable[[int, dict | None], None] | None = None, restart: bool = False) -> RunResult:
+    """Continue the run in `path` from its last resume state. A finished run (summary.json present) is returned
+    as it is, untouched. A run with metrics but no resume state, or whose config.json changed since it started,
+    is refused (RunDirError). `restart=True` moves the run's results (metrics, checkpoints, summary, plots) into
+    `path/restarted-<UTC time>/` and trains again from step 0 with config.json: nothing is deleted."""
     store = RunDir(Path(path))
     cfg = store.read_config()
     if cfg.out is None or Path(cfg.out).resolve() != store.path.resolve():
         cfg = cfg.replace(out=str(store.path))  # the directory may have been moved
+    if restart:
+        set_results_aside(store)
     return run(cfg, resume=True, on_step=on_step)
