@@ -59,9 +59,18 @@ def _report(result, quiet: bool) -> None:
         print(f"stopped at step {result.rows[-1]['step'] if result.rows else 0}; continue with: groklab resume {result.run_dir}", file=sys.stderr)
         raise SystemExit(130)
     s = result.summary
+    if s.get("stop_reason") == "diverged":  # the run directory is complete, but its model is NaN: exit 3
+        print(f"groklab: warning: the training loss stopped being finite at step {s['stopped_step']} (diverged); "
+              "the run stopped there; try a smaller --optim.lr", file=sys.stderr)
+        if result.run_dir is not None:
+            _plot(result.run_dir)  # the curves up to the divergence
+        raise SystemExit(3)
     if quiet:
         return
     final = s["final"]
+    if s.get("stop_reason") == "condition":
+        print(f"stopped at step {s['stopped_step']} of {s['steps']}: {result.config.train.stop_when} held for "
+              f"{result.config.train.stop_patience} steps (train.stop_when)")
 
     def fmt(step):
         return "never" if step is None else f"step {step}"
@@ -69,18 +78,18 @@ def _report(result, quiet: bool) -> None:
     print(
         f"train accuracy ≥ 99%: {fmt(s['train_acc_99_step'])}; validation accuracy ≥ 99%: {fmt(s['val_acc_99_step'])}\n"
         f"final: train {100 * final['train_acc']:.1f}%, validation {100 * final['val_acc']:.1f}%; "
-        f"{s['steps']} steps in {s['wall_time_s']:.1f} s on {s['device']}"
+        f"{s.get('stopped_step', s['steps'])} steps in {s['wall_time_s']:.1f} s on {s['device']}"
     )
     if result.run_dir is not None:
         print(f"run directory: {result.run_dir}")
 
 
-def _train(cfg: RunConfig, quiet: bool, resume_dir: Optional[str] = None):
+def _train(cfg: RunConfig, quiet: bool, resume_dir: Optional[str] = None, restart: bool = False):
     from groklab.train import resume, run
 
     with _Progress(cfg.train.steps, quiet, "training") as progress:
         if resume_dir is not None:
-            return resume(resume_dir, on_step=progress)
+            return resume(resume_dir, on_step=progress, restart=restart)
         return run(cfg, on_step=progress)
 
 
@@ -107,14 +116,21 @@ def train(config: TrainFlags, quiet: bool = False) -> None:
         _plot(result.run_dir)
 
 
-def resume(run_dir: tyro.conf.Positional[str], quiet: bool = False) -> None:
-    """Continue a run that was stopped (Ctrl-C, a crash, kill -9) from its last saved state."""
+def resume(run_dir: tyro.conf.Positional[str], quiet: bool = False, restart: bool = False) -> None:
+    """Continue a run that was stopped (Ctrl-C, a crash, kill -9) from its last saved state; a finished run is
+    left as it is. --restart trains it again from step 0 with its config.json, after moving its old results
+    into RUN/restarted-<time>/ (nothing is deleted)."""
     from groklab.store import RunDir
 
-    cfg = RunDir(Path(run_dir)).read_config()
-    result = _train(cfg, quiet, resume_dir=run_dir)
+    store = RunDir(Path(run_dir))
+    cfg = store.read_config()
+    finished = not restart and store.read_summary() is not None
+    result = _train(cfg, quiet, resume_dir=run_dir, restart=restart)
+    if finished and not quiet:
+        print(f"{run_dir} is finished; nothing to resume (groklab resume {run_dir} --restart trains it again)")
     _report(result, quiet)
-    _plot(result.run_dir)
+    if not finished or not (store.path / "curves.png").exists():
+        _plot(result.run_dir)
 
 
 def plot(run_dir: tyro.conf.Positional[str], out: Optional[str] = None) -> None:
