@@ -96,6 +96,11 @@ class TaskConfig:
     teacher_width: int = 32
     teacher_depth: int = 2
     """teacher: number of hidden ReLU layers of the teacher MLP."""
+    teacher: Literal["mlp", "poly"] = "mlp"
+    """teacher: `mlp`, a random ReLU MLP (Omnigrok; labels standardized); `poly`, the single-index polynomial
+    y = (β·x)^teacher_degree / 2 with β ~ N(0, I/d_in) (Kumar et al. 2023: y = (β·x)²/2; not standardized)."""
+    teacher_degree: int = 2
+    """teacher='poly': the degree of the polynomial."""
     tol: float = 0.1
     """teacher, custom real-valued labels: a prediction is a hit when every output is within tol of its
     label (the teacher's labels have unit variance); `train_acc`/`val_acc` are the hit rates."""
@@ -151,6 +156,8 @@ class TaskConfig:
             )
             _choice("task.labels (for task.group='images')", self.labels, ("auto", "class"))
         elif g == "teacher":
+            _choice("task.teacher", self.teacher, ("mlp", "poly"))
+            _check(self.teacher_degree >= 1, f"task.teacher_degree={self.teacher_degree} must be at least 1")
             for name in ("d_in", "d_out", "teacher_width", "teacher_depth"):
                 _check(getattr(self, name) >= 1, f"task.{name}={getattr(self, name)} must be at least 1")
             _check(self.tol > 0, f"task.tol={self.tol} must be positive")
@@ -204,6 +211,10 @@ class ModelConfig:
     """Per-role std, entries ROLE=STD (e.g. `W_in=0.05 W_U=0.09`; roles W_E, W_pos, W_Q, W_K, W_V, W_O, W_in,
     W_hidden, W_out, W_U, b_in, ...): that role is drawn N(0, STD²) (0: zeros), after init_std. Order and
     roles per model: docs/models.md."""
+    output_scale: float = 1.0
+    """α of lazy vs rich training (Chizat et al. 2019; Kumar et al. 2023): the network's output is multiplied
+    by this, weights untouched. Large α: lazy (kernel) training; small α: rich (feature learning). Kumar et
+    al. also divide the loss by α², which for SGD is the learning rate divided by α² (see docs/analyses.md)."""
     dropout: float = 0.0
     # transformer
     n_layers: int = 2
@@ -237,6 +248,7 @@ class ModelConfig:
         )
         self.init_overrides = list(self.init_overrides)
         parse_init_overrides(self.init_overrides)
+        _check(self.output_scale > 0, f"model.output_scale={self.output_scale} must be positive")
         _check(0.0 <= self.dropout < 1.0, f"model.dropout={self.dropout} must be in [0, 1)")
         for name in ("n_layers", "d_model", "n_heads", "d_mlp", "d_embed", "width", "depth"):
             _check(getattr(self, name) >= 1, f"model.{name}={getattr(self, name)} must be at least 1")

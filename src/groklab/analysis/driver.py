@@ -14,6 +14,12 @@ Tables
   progress.csv          step, train/val loss, restricted and excluded loss, Gini, Σw², key-frequency share
   representations.csv   which (embedding/unembedding), element, PCA (and t-SNE) coordinates
   sharpness.csv         step, top Hessian eigenvalue of the training loss
+
+Run only when named (not part of "all"):
+  ntk.csv               step, kernel distance from the first checkpoint's NTK, kernel-target alignment
+  htsr.csv              step, layer: power-law exponent α of the weight spectrum, correlation traps
+  llc.csv               step, local learning coefficient (devinterp SGLD), its spread over chains
+  llc_traces.csv        step, chain, draw, loss: the SGLD loss traces, to check that the chains converged
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ from groklab.analysis.sharpness import top_hessian_eigenvalue
 from groklab.train.optim import loss_spec
 
 WHAT = ("grokking", "fourier", "ipr", "pruning", "progress", "representations", "sharpness")
+"""What "all" runs."""
+FRONTIER = ("ntk", "htsr", "llc")
+"""Analyses that run only when named: they cost more (ntk, llc) or need an optional extra (llc)."""
 
 
 def _write_table(rows: list[dict], path: Path) -> list[Path]:
@@ -115,6 +124,10 @@ def run_analysis(
     sharpness_checkpoints: int = 6,
     sharpness_samples: int = 2048,
     sharpness_iters: int = 30,
+    ntk_samples: int = 128,
+    ntk_split: str = "val",
+    htsr_min_dim: int = 10,
+    llc: "dict | None" = None,
     figures: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> dict:
@@ -122,16 +135,27 @@ def run_analysis(
 
     Fourier, IPR, pruning and progress measures need a modular task (`task.group="modular"`); they are
     skipped with a note otherwise. Progress measures need `task.op` x+y or x-y.
+
+    Named only (FRONTIER): `ntk` on `ntk_samples` inputs of the `ntk_split` set ("train" or "val"); `htsr`
+    on every weight matrix whose smaller side is at least `htsr_min_dim`; `llc` with the settings in `llc`
+    (keyword arguments of `groklab.analysis.llc.LLCSettings`).
     """
     from groklab.store import load_run
     from groklab.tasks import build_dataset
 
     say = log or (lambda s: None)
     what = list(what)
-    unknown = [w for w in what if w not in (*WHAT, "all")]
+    unknown = [w for w in what if w not in (*WHAT, *FRONTIER, "all")]
     if unknown:
-        raise AnalysisError(f"what={unknown[0]!r} is not an analysis; choose from: all, {', '.join(WHAT)}")
-    todo = set(WHAT) if "all" in what else set(what)
+        raise AnalysisError(f"what={unknown[0]!r} is not an analysis; choose from: all, {', '.join(WHAT + FRONTIER)}")
+    if ntk_split not in ("train", "val"):
+        raise AnalysisError(f"ntk_split={ntk_split!r} is not allowed; choose train or val")
+    llc_settings = None
+    if "llc" in what:
+        from groklab.analysis.llc import LLCSettings
+
+        llc_settings = LLCSettings(**(llc or {}))  # validates every setting before anything is written
+    todo = (set(WHAT) | (set(what) & set(FRONTIER))) if "all" in what else set(what)
 
     run = load_run(run_dir)
     cfg = run.config
@@ -342,6 +366,35 @@ def run_analysis(
         table(rows, "sharpness")
         summary["sharpness"] = rows
         figure("plot_sharpness", rows, name="sharpness")
+
+    # --- 8. empirical NTK (lazy → rich) ------------------------------------------------------------------
+    if "ntk" in todo:
+        from groklab.analysis.ntk import ntk_over_checkpoints, probe_indices, target_matrix
+
+        xs, ys = (data.x_train, data.y_train) if ntk_split == "train" else (data.x_val, data.y_val)
+        if len(xs) < 2:
+            raise AnalysisError(f"ntk_split={ntk_split!r}: the {ntk_split} set has {len(xs)} samples; the NTK needs at least 2")
+        idx = probe_indices(len(xs), ntk_samples)
+        x = xs[idx]
+        Y = target_matrix(ys[idx], data.n_classes, data.target)
+        if steps[0] != 0:
+            note(f"ntk: no checkpoint at step 0; distances are from the first checkpoint (step {steps[0]})")
+
+        def models():
+            for s in steps:
+                m = load(s)
+                yield s, m
+
+        first = load(steps[0])
+        dtype = next(first.parameters()).dtype
+        rows = ntk_over_checkpoints(models(), x.to(dtype) if x.is_floating_point() else x, Y)
+        for r in rows:
+            r.update(n_samples=len(idx), split=ntk_split)
+        table(rows, "ntk")
+        summary["ntk"] = {"reference_step": steps[0], "final": rows[-1], "max_distance": max(r["distance"] for r in rows)}
+        say(f"ntk ({len(idx)} {ntk_split} inputs): kernel distance from step {steps[0]} reaches {rows[-1]['distance']:.3g} at step {rows[-1]['step']}; "
+            f"target alignment {rows[0]['alignment']:.3g} → {rows[-1]['alignment']:.3g}")
+        figure("plot_ntk", rows, run.rows, name="ntk")
 
     from groklab.store import atomic_write_text
 
