@@ -52,7 +52,7 @@ FRONTIER = ("ntk", "htsr", "llc")
 def _write_table(rows: list[dict], path: Path) -> list[Path]:
     import pandas as pd
 
-    from groklab.store import atomic_write_text
+    from groklab.store import atomic_write_text, public_mode
 
     df = pd.DataFrame(rows)
     written = [path.with_suffix(".csv")]
@@ -66,6 +66,7 @@ def _write_table(rows: list[dict], path: Path) -> list[Path]:
     os.close(fd)
     try:
         df.to_parquet(tmp, index=False)
+        public_mode(tmp)  # mkstemp's 0600 → the umask's mode, like the other files
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
