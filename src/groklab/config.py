@@ -425,6 +425,14 @@ class RegConfig:
     With optim.name='adamw' this is ⊥AdamW."""
     orthograd_rescale: bool = True
     """⊥Grad: rescale the projected gradient to the original gradient's norm, as the authors' code does."""
+    swap_step: Optional[int] = None
+    """Ungrokking (Varma et al. 2023): from this step on train on a random subset of the training set (the
+    validation set stays); None never swaps. The subset follows from task.seed, so a resumed run swaps alike."""
+    swap_train_frac: float = 0.5
+    """Ungrokking: the fraction of the training set kept at reg.swap_step, in (0, 1]: round(frac · n_train) examples."""
+    efficiency: bool = False
+    """Log circuit efficiency (Varma et al. 2023) at every evaluation: `logit_norm` (mean L2 norm of the
+    training set's logit vectors) and `logit_per_param_norm` (that over the parameter norm). On with reg.swap_step."""
 
     def __post_init__(self) -> None:
         _choice("reg.grokfast", self.grokfast, ("none", "ema", "ma"))
@@ -434,6 +442,8 @@ class RegConfig:
         _check(self.weight_noise >= 0, f"reg.weight_noise={self.weight_noise} must be non-negative")
         _check(self.norm_factor > 0, f"reg.norm_factor={self.norm_factor} must be positive")
         _check(self.norm_target is None or self.norm_target > 0, f"reg.norm_target={self.norm_target} must be positive (or None)")
+        _check(self.swap_step is None or self.swap_step >= 0, f"reg.swap_step={self.swap_step} must be non-negative (or None)")
+        _check(0.0 < self.swap_train_frac <= 1.0, f"reg.swap_train_frac={self.swap_train_frac} must be in (0, 1]")
 
 
 @dataclass
@@ -467,6 +477,13 @@ class RunConfig:
             _check(self.train.loss == "mse", f"train.loss={self.train.loss!r}: task.group={t.group!r} has real-valued labels; use train.loss='mse'")
         if (t.group == "parity" and t.labels != "class") or (t.group == "custom" and t.labels == "sign"):
             _choice(f"train.loss (for ±1 labels of task.group={t.group!r})", self.train.loss, ("hinge", "mse", "ce"))
+        r = self.reg
+        if r.swap_step is not None:
+            _check(r.swap_step <= self.train.steps, f"reg.swap_step={r.swap_step} is after the last step (train.steps={self.train.steps}); use at most {self.train.steps}")
+            if bs is not None and n_train is not None:
+                k = max(1, min(n_train, round(r.swap_train_frac * n_train)))  # train/interventions.py swapped_size
+                _check(bs <= k, f"train.batch_size={bs} is larger than the training set after the swap (reg.swap_train_frac={r.swap_train_frac} "
+                                f"of {n_train} = {k}); use at most {k}, or None for full batch")
 
     # --- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict:

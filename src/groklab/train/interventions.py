@@ -1,12 +1,13 @@
 """The knobs the grokking papers turn, as `Intervention`s (see hooks.py for the interface and the order).
 
 Gradient filters and projections act in `before_step` (after backward, before the optimizer step); weight
-noise and the norm constraint in `after_step`. Randomness comes from torch's global generator, whose state
+noise and the norm constraint in `after_step`; the training-set swap of ungrokking in `train_data`. Randomness comes from torch's global generator, whose state
 the resume checkpoint keeps, so a resumed run draws the same noise as one that never stopped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -190,3 +191,108 @@ class NormConstraint(Intervention):
 
     def metrics(self, model: nn.Module) -> dict[str, float]:
         return {"norm_target": self.target}
+
+
+# --- data interventions: which examples a step trains on ------------------------------------------------
+@torch.no_grad()
+def _outputs(model: nn.Module, x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """The model's outputs on x in chunks, with dropout off (and without drawing from the global RNG)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(x[i : i + chunk]) for i in range(0, len(x), chunk)])
+    finally:
+        model.train(was_training)
+
+
+def swapped_size(n_train: int, frac: float) -> int:
+    """How many training examples `SwapTrainSet` keeps of n_train: round(frac · n_train), at least 1."""
+    return max(1, min(n_train, round(frac * n_train)))
+
+
+class SwapTrainSet(Intervention):
+    """Ungrokking (Varma, Shah, Kenton, Kramár & Kumar 2023, "Explaining grokking through circuit efficiency",
+    arXiv 2309.02390, §4.3): from step `swap_step` on, train on a random subset of the training set of
+    round(frac · n_train) examples. A network that grokked on a set above the critical data size D_crit
+    and continues on a subset below it loses its validation accuracy again (ungrokking); the validation set
+    stays the same, so validation accuracy before and after the swap measure the same thing.
+
+    The subset is a function of `task.seed` alone (a generator of its own, never the global one), so a
+    resumed run swaps to the same examples at the same step. The examples dropped at the swap are no longer
+    trained on: `swap_dropped_acc`, their accuracy against the true labels, is a second held-out measure.
+    """
+
+    name = "swap_train"
+
+    def __init__(self, swap_step: int, frac: float, seed: int, batch_size: int | None = None, chunk: int = 16384):
+        self.swap_step, self.frac, self.seed, self.batch_size, self.chunk = swap_step, frac, seed, batch_size, chunk
+        self.kept = None  # the data set from swap_step on
+        self.dropped: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.current = None
+
+    def _swap(self, data):
+        from groklab.errors import ConfigError
+
+        n = data.n_train
+        k = swapped_size(n, self.frac)
+        if self.batch_size is not None and self.batch_size > k:  # a custom task's size is known only now
+            raise ConfigError(
+                f"train.batch_size={self.batch_size} is larger than the training set after the swap (reg.swap_train_frac="
+                f"{self.frac} of {n} = {k}); use at most {k}, or None for full batch"
+            )
+        g = torch.Generator().manual_seed(self.seed + 2_000_003)  # apart from the split's and the batches' streams
+        perm = torch.randperm(n, generator=g)
+        keep, drop = perm[:k].sort().values, perm[k:].sort().values
+        dev = data.x_train.device
+        keep_d, drop_d = keep.to(dev), drop.to(dev)
+        self.kept = dataclasses.replace(
+            data, x_train=data.x_train[keep_d], y_train=data.y_train[keep_d], y_train_true=data.y_train_true[keep_d],
+            corrupted=data.corrupted[keep_d], train_idx=data.train_idx[keep.to(data.train_idx.device)],
+        )
+        self.dropped = (data.x_train[drop_d], data.y_train_true[drop_d])
+
+    def train_data(self, data, step: int):
+        if step >= self.swap_step:
+            if self.kept is None:
+                self._swap(data)
+            data = self.kept
+        self.current = data
+        return data
+
+    def metrics(self, model: nn.Module) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if self.current is not None:
+            out["train_size"] = float(self.current.n_train)
+        if self.dropped is not None and len(self.dropped[1]):
+            x, y = self.dropped
+            readout = self.current.readout
+            pred = readout.decide(_outputs(model, x, self.chunk))
+            out["swap_dropped_acc"] = readout.correct(pred, y).double().mean().item()
+        return out
+
+
+class Efficiency(Intervention):
+    """Circuit efficiency (Varma et al. 2023, §2–3): how large the logits a network produces are for its
+    parameter norm. Logged at every evaluation on the current training set: `logit_norm`, the mean over
+    training examples of the L2 norm of the output (logit) vector, and `logit_per_param_norm`, that divided
+    by the L2 norm of all parameters. Under weight decay a more efficient circuit reaches the same logits
+    (the same loss) with a smaller parameter norm, which is why the generalizing circuit wins above the
+    critical data size and the memorizing one below it. Changes nothing in training."""
+
+    name = "efficiency"
+
+    def __init__(self, chunk: int = 16384):
+        self.chunk = chunk
+        self.current = None
+
+    def train_data(self, data, step: int):
+        self.current = data
+        return data
+
+    def metrics(self, model: nn.Module) -> dict[str, float]:
+        if self.current is None:
+            return {}
+        logits = _outputs(model, self.current.x_train, self.chunk).double()  # (N, C)
+        logit_norm = torch.linalg.vector_norm(logits.reshape(len(logits), -1), dim=1).mean().item()
+        param_norm = total_norm([p.detach() for p in model.parameters()]).item()
+        return {"logit_norm": logit_norm, "logit_per_param_norm": logit_norm / param_norm if param_norm > 0 else math.nan}
