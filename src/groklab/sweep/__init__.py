@@ -6,7 +6,9 @@
     res.table()                                    # one row per run (also `groklab table sweeps/frac_wd`)
 
 Executors: `local` (a process pool sized to the cores, one single-threaded run per process),
-`batched` (small MLPs trained as stacked weights, many runs per process; see `groklab.sweep.batched`),
+`batched` (runs of one shape trained together as stacked members, many runs per process, by the one
+trainer `groklab.train.members.run_members`; runs it cannot stack train one per process, and the sweep
+says which and why),
 `ray` (Ray tasks, on a local instance or a cluster), and `auto`, which picks batched or local by model
 size and device and prints why. Every executor writes the same run directories (`runs/<id>`, the id a
 stable hash of the point's config), so a sweep started with one can be finished by another, and a re-run
@@ -45,6 +47,8 @@ class SweepResult:
     outcomes: dict[str, str] = field(default_factory=dict)
     """Run id -> "done" (trained now), "skipped" (was done), "busy" (another process has it),
     "interrupted", or "failed: why"."""
+    per_run: dict[str, str] = field(default_factory=dict)
+    """Under the batched executor: the runs trained one per process instead of as stacked members, and why."""
 
     @property
     def complete(self) -> bool:
@@ -62,13 +66,14 @@ class SweepResult:
 
 
 def choose_executor(cfgs: list[RunConfig], workers: int) -> tuple[str, str]:
-    """("batched" or "local", why): batched for small MLPs (or any MLP on a GPU), else a process pool."""
-    from groklab.sweep.batched import batchable
+    """("batched" or "local", why): stacked members for small models (or any model on a GPU), else a
+    process pool of one run per process."""
+    from groklab.train.members import refusal
 
     if len(cfgs) < 2:
         return "local", "a single run"
     for c in cfgs:
-        reason = batchable(c)
+        reason = refusal(c)
         if reason:
             return "local", f"per-process: {reason}"
     work = max(_work(c) for c in cfgs)
@@ -76,17 +81,25 @@ def choose_executor(cfgs: list[RunConfig], workers: int) -> tuple[str, str]:
         import torch
 
         if torch.cuda.is_available():
-            return "batched", "batched: MLPs on a GPU"
+            return "batched", "batched: stacked members on a GPU"
     if work <= BATCH_WORK_LIMIT:
-        return "batched", f"batched: small MLPs ({work:.2g} multiply-adds per step ≤ {BATCH_WORK_LIMIT:.0g}), {workers} process(es) of stacked runs"
-    return "local", f"per-process: MLPs too large to gain from batching on a CPU ({work:.2g} multiply-adds per step > {BATCH_WORK_LIMIT:.0g})"
+        return "batched", f"batched: small models ({work:.2g} multiply-adds per step ≤ {BATCH_WORK_LIMIT:.0g}), {workers} process(es) of stacked runs"
+    return "local", f"per-process: models too large to gain from batching on a CPU ({work:.2g} multiply-adds per step > {BATCH_WORK_LIMIT:.0g})"
 
 
 def _work(cfg: RunConfig) -> float:
-    m, n = cfg.model, cfg.task.n_elements
-    d_in = 2 * (m.d_embed if m.input == "embed" else n)
+    """Multiply-adds of one forward pass over a minibatch, roughly (parameters touched × rows)."""
+    m, t = cfg.model, cfg.task
+    n = t.n_elements
+    rows = cfg.train.batch_size or t.n_train or 1000
+    if m.arch == "transformer":
+        d = m.d_model
+        per_token = m.n_layers * (4 * d * d + 2 * d * m.d_mlp)
+        return float(rows * ((4 if m.op_token else 3) * per_token + d * n))
+    d_in = {"parity": t.n_bits, "images": 64, "teacher": t.d_in}.get(t.group)
+    if d_in is None:
+        d_in = m.d_embed if m.arch == "toy" else 2 * (m.d_embed if m.input == "embed" else n)
     params = d_in * m.width + (m.depth - 1) * m.width * m.width + m.width * n
-    rows = cfg.train.batch_size or cfg.task.n_train
     return float(params * rows)
 
 
@@ -128,6 +141,7 @@ def sweep(
     if not todo:
         return SweepResult(sd.path, executor, reason, outcomes)
 
+    per_run: dict[str, str] = {}
     with _Bar(len(points), len(outcomes), progress) as bar:
         if executor == "ray":
             from groklab.sweep.ray_exec import run_ray
@@ -138,7 +152,13 @@ def sweep(
 
             outcomes.update(run_ray(str(sd.path.resolve()), [(rid, c.to_dict()) for rid, c in todo], address=address, workers=workers if not address else None, retries=retries, on_run_end=on_run_end))
         else:
-            jobs = _plan(sd, todo, executor, workers)
+            jobs, per_run = _plan(sd, todo, executor, workers)
+            if per_run:
+                # the batched executor could not stack these: say so, and keep the reason in each run's record
+                whys = sorted(set(per_run.values()))
+                say(f"sweep: {len(per_run)} of {len(todo)} runs train one per process instead of stacked: " + "; ".join(whys[:3]) + (" ..." if len(whys) > 3 else ""))
+                for rid, why in per_run.items():
+                    sd.write_record(rid, per_run=why)
             finished: set[str] = set()
             last_exit: dict[str, int] = {}
             job_errors: dict[str, str] = {}
@@ -167,7 +187,7 @@ def sweep(
                         sd.write_record(rid, status="failed", error=why)
                         rec["error"] = why
                     outcomes[rid] = f"failed: {rec.get('error') or why}"
-    res = SweepResult(sd.path, executor, reason, outcomes)
+    res = SweepResult(sd.path, executor, reason, outcomes, per_run)
     c = res.counts()
     say("sweep: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())) + ("" if res.complete else f"; finish with: groklab sweep --out {sd.path} --resume"))
     return res
@@ -177,22 +197,32 @@ def _run_jobs_for(sd: SweepDir, todo: list[tuple[str, RunConfig]], executor: str
     return [Job("run_point", [str(sd.path), rid, cfg.to_dict(), executor], [rid]) for rid, cfg in todo]
 
 
-def _plan(sd: SweepDir, todo: list[tuple[str, RunConfig]], executor: str, workers: int) -> list[Job]:
-    """The process jobs: one per run (local); for batched, stacked chunks of fresh runs of one signature
-    (about one chunk per worker), and one job per run for started runs (they resume) and the rest."""
-    if executor == "local":
-        return _run_jobs_for(sd, todo, "local")
-    from groklab.sweep.batched import batchable, signature
+def _plan(sd: SweepDir, todo: list[tuple[str, RunConfig]], executor: str, workers: int) -> tuple[list[Job], dict[str, str]]:
+    """The process jobs, and the runs the batched executor leaves to one process each with the reason.
 
-    groups: dict[tuple, list[tuple[str, RunConfig]]] = {}
+    One job per run (local); for batched, stacked chunks of fresh runs of one signature (about one chunk
+    per worker), and one job per run for started runs (they resume), runs that cannot be members, and
+    signatures with a single run."""
+    if executor == "local":
+        return _run_jobs_for(sd, todo, "local"), {}
+    from groklab.train.members import refusal, signature
+
+    groups: dict[str, list[tuple[str, RunConfig]]] = {}
     singles: list[tuple[str, RunConfig]] = []
+    per_run: dict[str, str] = {}
     for rid, cfg in todo:
-        if sd.is_started(rid) or batchable(cfg) is not None:
+        why = "started before: it resumes in its own process" if sd.is_started(rid) else refusal(cfg)
+        if why:
             singles.append((rid, cfg))
+            per_run[rid] = why
         else:
             groups.setdefault(signature(cfg), []).append((rid, cfg))
-    jobs = _run_jobs_for(sd, singles, "local")
+    jobs: list[Job] = []
     for members in groups.values():
+        if len(members) == 1:
+            singles += members
+            per_run[members[0][0]] = "no other run shares its shapes and schedule"
+            continue
         n_chunks = min(workers, len(members))
         size = math.ceil(len(members) / n_chunks)
         for s in range(0, len(members), size):
@@ -203,9 +233,10 @@ def _plan(sd: SweepDir, todo: list[tuple[str, RunConfig]], executor: str, worker
                 return _run_jobs_for(sd, [(r, c) for r, c in chunk if not sd.is_done(r)], "local")
 
             jobs.append(Job("train_chunk", [str(sd.path), [[r, c.to_dict()] for r, c in chunk]], [r for r, _ in chunk], retry_as=retry_as))
+    jobs += _run_jobs_for(sd, singles, "local")
     # big chunks first, so the pool does not end waiting on one
     jobs.sort(key=lambda j: -len(j.runs))
-    return jobs
+    return jobs, per_run
 
 
 class _Bar:

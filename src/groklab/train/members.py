@@ -1,0 +1,506 @@
+"""K runs trained at once as one stacked model: `run_members(configs) -> list[RunResult]`.
+
+Member i is the run `run(configs[i])` would train alone, computed with the weights of all members stacked
+along a leading K dimension. Each member is built exactly as run() builds it (`torch.manual_seed(seed)`,
+its data set, `build_model`, `build_optimizer`), so it keeps its own seed, split, corruption, init scale,
+learning rate (and schedule, warm-up, embedding lr), weight decay and no-decay groups. Its weights are
+then stacked, and one step runs every member's own forward pass through the model's own code
+(`torch.func.functional_call` under `torch.func.vmap`), one backward of the sum of the members' losses
+(members share no weights, so each receives the gradient of its own loss), and one update of the stacked
+weights with each member's hyperparameters (`StackedOptimizer`: torch.optim's AdamW / Adam / SGD
+arithmetic, per member). Minibatches are drawn per member from its own generator as run() draws them;
+members of different batch sizes are padded and each takes the mean loss over its own rows.
+
+Evaluation, metric rows, checkpoints, resume states, summaries and run directories are run()'s, made by
+run()'s own functions on each member's weights copied into its own module; a member's resume state is one
+`groklab resume` continues per process. A member whose stop rule fires (`train.stop_when`, a non-finite
+loss) is frozen: it leaves the stack, its run directory is finished, and the others go on.
+
+Not every run can be a member (`batchable`): dropout (its masks come from each run's global generator,
+drawn inside the forward pass), BatchNorm (running statistics are buffers), the interventions of `reg.*`
+and the loggers are refused, and a sweep trains such runs one per process instead, and says so. In
+float64 a member's metric rows agree with its lone run to 1e-9 and its weights to 1e-9
+(tests/test_members.py); in float32 to float rounding (batched matmuls add in another order).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from groklab.config import RegConfig, RunConfig, TrainConfig
+from groklab.errors import ConfigError, RunDirError
+from groklab.store import RunDir
+from groklab.train import loop as L
+from groklab.train.optim import build_optimizer, loss_fn, lr_at
+from groklab.train.schedule import eval_steps, log_spaced_steps
+
+BATCH_SEED_OFFSET = 1_000_003  # run()'s minibatch generator: torch.Generator().manual_seed(seed + this)
+
+# train.* fields a member implements exactly as run() does. Any other train field (one added to run() later)
+# must keep its default, so that a new feature falls back to per-run training instead of being ignored.
+_TRAIN_FIELDS = {
+    "steps", "batch_size", "loss", "dtype", "device", "seed", "eval_points", "eval_every", "checkpoint_points",
+    "resume_every_s", "eval_batch_size", "threads", "stop_when", "stop_patience", "loss_reduction",
+}
+# model.* fields that only change the initial values, not the shapes or the forward pass: members may differ.
+_INIT_ONLY = {"init_scale", "init_std", "init_overrides"}
+# task.* fields that decide the shapes of inputs and outputs; the rest (split, seed, op, corruption) may differ.
+_TASK_SHAPE = ("group", "p", "n", "n_bits", "labels", "images", "d_in", "d_out")
+
+
+# --- which runs can be members ------------------------------------------------------------------------
+def refusal(cfg: RunConfig) -> str | None:
+    """None if `cfg` can train as a stacked member; otherwise why not (field=value and the reason)."""
+    m = cfg.model
+    if m.dropout > 0:
+        return f"model.dropout={m.dropout} (dropout masks are drawn from each run's global generator inside the forward pass)"
+    if m.batchnorm:
+        return "model.batchnorm=True (BatchNorm's running statistics are buffers, not stacked)"
+    ref = RegConfig()
+    for f in dataclasses.fields(RegConfig):
+        v = getattr(cfg.reg, f.name)
+        if v != getattr(ref, f.name):
+            return f"reg.{f.name}={v!r} (interventions run per run)"
+    tref = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        v = getattr(cfg.train, f.name)
+        if f.name == "loggers" and v:
+            return f"train.loggers={v!r} (loggers run per run)"
+        if f.name not in _TRAIN_FIELDS and f.name != "loggers" and v != getattr(tref, f.name):
+            return f"train.{f.name}={v!r} (stacked members implement only its default)"
+    return None
+
+
+def signature(cfg: RunConfig) -> str:
+    """Runs with equal signatures build equally shaped models with the same forward pass and share the
+    schedule of steps, evaluations and checkpoints, so they can be stacked."""
+    model = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k not in _INIT_ONLY}
+    task = {k: getattr(cfg.task, k) for k in _TASK_SHAPE}
+    task["path"] = cfg.task.path if cfg.task.group == "custom" else None
+    t = cfg.train
+    train = {k: getattr(t, k) for k in ("steps", "loss", "dtype", "device", "eval_points", "eval_every", "checkpoint_points", "eval_batch_size", "threads")}
+    train["loss_reduction"] = getattr(t, "loss_reduction", None)
+    return json.dumps({"model": model, "task": task, "train": train, "optim": cfg.optim.name}, sort_keys=True, default=repr)
+
+
+def batchable(configs: list[RunConfig]) -> tuple[bool, str]:
+    """(True, "") if the configs can train together as stacked members; else (False, the reason)."""
+    if not configs:
+        return False, "no runs"
+    for c in configs:
+        why = refusal(c)
+        if why:
+            return False, why
+    sig = signature(configs[0])
+    for c in configs[1:]:
+        if signature(c) != sig:
+            a, b = json.loads(sig), json.loads(signature(c))
+            diff = sorted(f"{s}.{k}" for s in a for k in (a[s] if isinstance(a[s], dict) else {s: 0})
+                          if (a[s].get(k) if isinstance(a[s], dict) else a[s]) != (b[s].get(k) if isinstance(b[s], dict) else b[s]))
+            return False, f"the runs differ in {', '.join(diff) or 'shape'} (members must share shapes and schedule)"
+    return True, ""
+
+
+# --- the optimizer of stacked members ---------------------------------------------------------------------
+class StackedOptimizer:
+    """torch.optim's AdamW, Adam (coupled L2) and SGD (momentum) on stacked weights (K, ...), every member
+    with the hyperparameters of its own torch optimizer (`build_optimizer`: lr, the embeddings' lr_scale,
+    weight decay of its parameter group, betas, eps, momentum), read from that optimizer's parameter groups.
+
+    The arithmetic is torch's single-tensor path (`torch.optim.adam._single_tensor_adam`, `sgd`), with each
+    scalar replaced by a (K, 1, ...) column, in an order that makes every product the one torch forms; the
+    members step together, so they share the step count t.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], optimizers: list[torch.optim.Optimizer], names: list[list[str]]):
+        kinds = set()
+        self.hp: dict[str, dict[str, list]] = {n: {} for n in params}
+        for opt, member_names in zip(optimizers, names):
+            name_of = {}
+            for g in opt.param_groups:
+                for p in g["params"]:
+                    name_of[id(p)] = g
+            kinds.add(self._kind(opt))
+            for n, p in member_names:
+                g = name_of[id(p)]
+                h = self.hp[n]
+                h.setdefault("lr_scale", []).append(g.get("lr_scale", 1.0))
+                h.setdefault("weight_decay", []).append(g["weight_decay"])
+                if "betas" in g:
+                    h.setdefault("beta1", []).append(g["betas"][0])
+                    h.setdefault("beta2", []).append(g["betas"][1])
+                    h.setdefault("eps", []).append(g["eps"])
+                else:
+                    h.setdefault("momentum", []).append(g["momentum"])
+        if len(kinds) != 1:
+            raise ValueError(f"stacked members need one optimizer kind, got {sorted(kinds)}")
+        self.kind = kinds.pop()
+        self.params = params
+        self.state: dict[str, dict[str, torch.Tensor]] = {n: {} for n in params}
+        self.t = 0
+        if self.kind != "sgd":
+            for n, p in params.items():
+                self.state[n] = {"exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+
+    @staticmethod
+    def _kind(opt: torch.optim.Optimizer) -> str:
+        d = opt.defaults
+        if any(d.get(k) for k in ("amsgrad", "maximize", "nesterov", "differentiable", "capturable")) or d.get("dampening", 0):
+            raise ValueError(f"stacked members support plain AdamW/Adam/SGD only, not {type(opt).__name__} with {d}")
+        if isinstance(opt, torch.optim.AdamW) or (isinstance(opt, torch.optim.Adam) and d.get("decoupled_weight_decay")):
+            return "adamw"
+        if isinstance(opt, torch.optim.Adam):
+            return "adam"
+        if isinstance(opt, torch.optim.SGD):
+            return "sgd"
+        raise ValueError(f"stacked members support AdamW, Adam and SGD, not {type(opt).__name__}")
+
+    def _col(self, values: list[float], like: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *([1] * (like.dim() - 1)))
+
+    def keep(self, rows: list[int]) -> None:
+        """Keep only the members at these positions of the stack (the others stopped)."""
+        idx = torch.tensor(rows, dtype=torch.long)
+        for n in list(self.params):
+            self.params[n] = self.params[n].detach()[idx.to(self.params[n].device)].requires_grad_(True)
+            self.state[n] = {k: v[idx.to(v.device)] for k, v in self.state[n].items()}
+            self.hp[n] = {k: [v[i] for i in rows] for k, v in self.hp[n].items()}
+
+    @torch.no_grad()
+    def step(self, lrs: list[float]) -> None:
+        """One update with the members' scheduled learning rates `lrs` (before each group's lr_scale)."""
+        self.t += 1
+        t = self.t
+        for n, p in self.params.items():
+            g, h, st = p.grad, self.hp[n], self.state[n]
+            if g is None:
+                continue
+            lr = [a * s for a, s in zip(lrs, h["lr_scale"])]  # run(): group["lr"] = lr_at(...) * lr_scale
+            wd = h["weight_decay"]
+            if self.kind == "sgd":
+                if any(wd):
+                    g = g + p * self._col(wd, p)  # grad.add(param, alpha=wd)
+                mom = h["momentum"]
+                if any(mom):
+                    if "momentum_buffer" not in st:
+                        st["momentum_buffer"] = g.clone()  # torch: the first buffer is the gradient itself
+                    else:
+                        st["momentum_buffer"].mul_(self._col(mom, p)).add_(g)
+                    # members without momentum use the gradient itself (torch keeps no buffer for them)
+                    g = st["momentum_buffer"] if all(mom) else torch.where(self._col([float(m != 0) for m in mom], p).bool(), st["momentum_buffer"], g)
+                p.add_(g * self._col([-x for x in lr], p))
+                continue
+            if any(wd):
+                if self.kind == "adamw":
+                    p.mul_(self._col([1 - a * w for a, w in zip(lr, wd)], p))
+                else:
+                    g = g + p * self._col(wd, p)
+            b1, b2 = h["beta1"], h["beta2"]
+            st["exp_avg"].lerp_(g, self._col([1 - b for b in b1], p))
+            st["exp_avg_sq"].mul_(self._col(b2, p)).addcmul_(g * self._col([1 - b for b in b2], p), g)
+            step_size = [a / (1 - b**t) for a, b in zip(lr, b1)]
+            bc2_sqrt = [(1 - b**t) ** 0.5 for b in b2]
+            denom = (st["exp_avg_sq"].sqrt() / self._col(bc2_sqrt, p)).add_(self._col(h["eps"], p))
+            p.addcdiv_(st["exp_avg"] * self._col([-s for s in step_size], p), denom)
+
+    def member_state(self, j: int, opt: torch.optim.Optimizer, named: list[tuple[str, nn.Parameter]], lr_now: float | None) -> None:
+        """Write member j's state into its own torch optimizer `opt` (over its own module's parameters), as
+        torch would hold it after self.t steps: then run()'s resume format is run()'s own writer's."""
+        opt.state.clear()
+        if lr_now is not None:
+            for g in opt.param_groups:
+                g["lr"] = lr_now * g.get("lr_scale", 1.0)
+        if self.t == 0:
+            return
+        for n, p in named:
+            st = self.state[n]
+            if self.kind == "sgd":
+                if self.hp[n]["momentum"][j] != 0 and "momentum_buffer" in st:
+                    opt.state[p] = {"momentum_buffer": st["momentum_buffer"][j].clone()}
+            else:
+                opt.state[p] = {
+                    "step": torch.tensor(float(self.t)),
+                    "exp_avg": st["exp_avg"][j].clone(),
+                    "exp_avg_sq": st["exp_avg_sq"][j].clone(),
+                }
+
+
+# --- the members' loop ----------------------------------------------------------------------------------
+@dataclass
+class _Member:
+    cfg: RunConfig
+    data: Any
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    batch_gen: torch.Generator
+    rng: torch.Tensor  # the global generator's state after init, as run() saves it
+    store: RunDir | None
+    stop: Any = None
+    rows: list[dict] = field(default_factory=list)
+    logged: set[int] = field(default_factory=set)
+    stopped: tuple[str, int] | None = None  # (stop_reason, stopped_step) once it has stopped
+
+
+def _stop_rule(cfg: RunConfig):
+    """run()'s stop rule for this member (train.stop_when, a non-finite loss), None before it exists."""
+    try:
+        from groklab.train.stop import StopRule
+    except ImportError:
+        return None
+    return StopRule.from_config(cfg.train)
+
+
+def _loss_name(cfg: RunConfig) -> str:
+    """The loss name run() hands loss_fn and evaluate (`train.loss`, and its reduction where the repo has one)."""
+    from groklab.train import optim as O
+
+    return O.loss_spec(cfg.train) if hasattr(O, "loss_spec") else cfg.train.loss
+
+
+def _pad(tensors: list[torch.Tensor]) -> torch.Tensor:
+    n = max(len(t) for t in tensors)
+    if all(len(t) == n for t in tensors):
+        return torch.stack(tensors)
+    out = torch.zeros((len(tensors), n, *tensors[0].shape[1:]), dtype=tensors[0].dtype, device=tensors[0].device)
+    for i, t in enumerate(tensors):
+        out[i, : len(t)] = t
+    return out
+
+
+def run_members(configs: list[RunConfig], *, write: bool = True, on_step: Callable[[int], None] | None = None) -> list[RunResult]:
+    """Train the configs together as one stacked model; see the module docstring.
+
+    Each member writes its run directory `cfg.out` (when set and `write`), which must not hold a run yet.
+    Returns each member's RunResult, in order (`interrupted` after Ctrl-C, each member's resume state then
+    saved). `on_step(step)` is called at every step before its update. Raises ConfigError if
+    `batchable(configs)` says no.
+    """
+    ok, why = batchable(configs)
+    if not ok:
+        raise ConfigError(f"these runs cannot train as stacked members: {why}")
+    c0 = configs[0]
+    tc0 = c0.train
+    device = L.resolve_device(tc0.device)
+    L._tune_cpu_runtime()
+    if tc0.threads is not None:
+        torch.set_num_threads(tc0.threads)
+    dtype = torch.float64 if tc0.dtype == "float64" else torch.float32
+    from groklab.models import build_model
+    from groklab.tasks import build_dataset
+    from groklab.train.hooks import build_interventions
+
+    # --- every member built as run() builds it ---
+    members: list[_Member] = []
+    for cfg in configs:
+        tc = cfg.train
+        store = RunDir(Path(cfg.out)) if (write and cfg.out) else None
+        if store is not None:
+            from groklab import store as S
+
+            if hasattr(S, "check_out_path"):
+                S.check_out_path(cfg.out)  # as run(): one line before any work
+        if store is not None and (store.path / "config.json").exists():
+            raise RunDirError(f"{cfg.out!r} already holds a run; resume it with `groklab resume {cfg.out}` or choose another --out")
+        torch.manual_seed(tc.seed)
+        data = build_dataset(cfg.task).to(device, dtype)
+        model = build_model(cfg.model, data.n_elements, data.n_classes, data.d_input).to(device=device, dtype=dtype)
+        optimizer = build_optimizer(model, cfg.optim)
+        if build_interventions(cfg, model):
+            raise ConfigError("stacked members take no interventions (reg.*)")
+        if list(model.buffers()):
+            raise ConfigError(f"model.arch={cfg.model.arch!r} with these settings has buffers, which stacked members do not keep")
+        if tc.batch_size is not None and tc.batch_size > data.n_train:
+            raise ConfigError(f"train.batch_size={tc.batch_size} is larger than the training set ({data.n_train} samples from task.path={cfg.task.path!r}); use at most {data.n_train}, or None for full batch")
+        members.append(_Member(
+            cfg=cfg, data=data, model=model, optimizer=optimizer, rng=torch.get_rng_state(), store=store,
+            batch_gen=torch.Generator().manual_seed(tc.seed + BATCH_SEED_OFFSET), stop=_stop_rule(cfg),
+        ))
+    names = [n for n, _ in members[0].model.named_parameters()]
+    shapes = [tuple(p.shape) for _, p in members[0].model.named_parameters()]
+    for mb in members[1:]:
+        if [(n, tuple(p.shape)) for n, p in mb.model.named_parameters()] != list(zip(names, shapes)):
+            raise ConfigError("stacked members must have equally shaped weights; these configs build different models")
+    for mb in members:
+        if mb.store is not None:  # only now, with every member's data read and checked (as run())
+            mb.store.path.mkdir(parents=True, exist_ok=True)
+            mb.store.write_config(mb.cfg)
+
+    # --- the stack: weights (K, ...), the optimizer, the forward pass of the model's own code ---
+    P = {n: torch.stack([dict(mb.model.named_parameters())[n].detach() for mb in members]).clone().requires_grad_(True) for n in names}
+    opt = StackedOptimizer(P, [mb.optimizer for mb in members], [list(mb.model.named_parameters()) for mb in members])
+    base = members[0].model
+    base.train()
+
+    def one(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(base, params, (x,))
+
+    forward = torch.func.vmap(one)  # (K, ...) weights, (K, B, ...) inputs -> (K, B, C) outputs
+    active = list(range(len(members)))  # member index of each row of the stack
+
+    def sync(j: int) -> nn.Module:
+        """Copy the stack's row j into its member's own module (for evaluation, checkpoints, the result)."""
+        mb = members[active[j]]
+        with torch.no_grad():
+            for n, q in mb.model.named_parameters():
+                q.copy_(opt.params[n][j])
+        return mb.model
+
+    total = tc0.steps
+    evals = set(eval_steps(total, tc0.eval_points, tc0.eval_every))
+    ckpts = set(log_spaced_steps(total, tc0.checkpoint_points))
+    resume_every = min(c.train.resume_every_s for c in configs)
+    writing = any(mb.store is not None for mb in members)
+
+    def save_resume(j: int, step: int, elapsed: float) -> None:
+        """Member j's resume state in run()'s format (model, optimizer, generators; the stop rule's state)."""
+        mb = members[active[j]]
+        model = sync(j)
+        opt.member_state(j, mb.optimizer, list(model.named_parameters()), lr_at(step - 1, mb.cfg.optim, total) if step > 0 else None)
+        opt_tensors, opt_meta = L._optim_tensors(mb.optimizer)
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        tensors.update(opt_tensors)
+        tensors["rng.torch"] = mb.rng
+        tensors["rng.batch"] = mb.batch_gen.get_state()
+        if device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
+        meta = {"step": step, "elapsed_s": elapsed, "optim": opt_meta}
+        if mb.stop is not None:
+            meta["stop"] = mb.stop.state()
+        from groklab import store as S
+
+        if hasattr(S, "config_fingerprint"):
+            meta["config"] = S.config_fingerprint(mb.cfg)
+        mb.store.save_resume(tensors, meta)
+
+    step = 0
+    interrupted = False
+    t0 = time.perf_counter()
+    last_save = t0
+
+    def visit(j: int, step: int, save_all: bool) -> bool:
+        """run()'s blocks before an update for member j of the stack: evaluate (log-spaced, the step its stop
+        condition is due, and the step it stops at), checkpoint, save the resume state. True: it stops here."""
+        mb = members[active[j]]
+        final = step >= total or mb.stopped is not None
+        due = mb.stop.due_step() if hasattr(mb.stop, "due_step") else None
+        if (step in evals or final or step == due) and step not in mb.logged:
+            model = sync(j)
+            row = {"step": step, **L.evaluate(model, mb.data, _loss_name(mb.cfg), mb.cfg.train.eval_batch_size)}
+            row["weight_norm"] = L.weight_norm(model)
+            row["last_layer_norm"] = L.last_layer_norm(model)
+            row["lr"] = lr_at(min(step, total - 1), mb.cfg.optim, total)
+            row["elapsed_s"] = time.perf_counter() - t0
+            mb.rows.append(row)
+            mb.logged.add(step)
+            if mb.store is not None:
+                mb.store.append_metrics(row)
+            if mb.stopped is None and mb.stop is not None:
+                reason = mb.stop.update(step, row)
+                if reason:
+                    mb.stopped = (reason, step)
+                    final = True
+        if mb.store is not None:
+            if step in ckpts or final:
+                mb.store.save_weights(step, sync(j))
+            if step in ckpts or final or save_all:
+                save_resume(j, step, time.perf_counter() - t0)
+        if final and mb.stopped is None:
+            mb.stopped = ("budget", step)
+        return final
+
+    def leave(done: list[int]) -> None:
+        """Members that stopped leave the stack with their weights in their own modules (frozen)."""
+        nonlocal active
+        for j in done:
+            sync(j)
+        going = [j for j in range(len(active)) if j not in done]
+        if going:
+            opt.keep(going)
+        active = [active[j] for j in going]
+
+    with L._StopFlag() as stop:
+        while active:
+            now = time.perf_counter()
+            save_all = writing and (now - last_save >= resume_every or stop.requested)
+            done = [j for j in range(len(active)) if visit(j, step, save_all)]
+            if save_all:
+                last_save = now
+            if done:
+                leave(done)
+            if not active:
+                break
+            if on_step is not None:
+                on_step(step)
+            if stop.requested:
+                interrupted = True
+                break
+
+            # --- one update of every member still training ---
+            ms = [members[i] for i in active]
+            idxs = []
+            for mb in ms:
+                b = mb.cfg.train.batch_size
+                idxs.append(None if b is None else torch.randperm(mb.data.n_train, generator=mb.batch_gen)[:b].to(device))
+            xs = [mb.data.x_train if ix is None else mb.data.x_train[ix] for mb, ix in zip(ms, idxs)]
+            ys = [mb.data.y_train if ix is None else mb.data.y_train[ix] for mb, ix in zip(ms, idxs)]
+            out = forward(opt.params, _pad(xs))  # (K, B, C)
+            losses = torch.stack([loss_fn(out[j, : len(y)], y, _loss_name(mb.cfg)) for j, (mb, y) in enumerate(zip(ms, ys))])
+            if not bool(torch.isfinite(losses).all()):
+                # run(): a member whose loss is NaN/inf takes no update; it is evaluated and checkpointed at
+                # this step and stops ("diverged"); the others step without it
+                bad = [j for j in range(len(ms)) if not math.isfinite(losses[j].item())]
+                for j in bad:
+                    mb = ms[j]
+                    if mb.stop is not None:
+                        mb.stop.check_loss(step, losses[j].item())
+                    mb.stopped = ("diverged", step)
+                    visit(j, step, False)
+                keep = [j for j in range(len(ms)) if j not in bad]
+                leave(bad)
+                if not active:
+                    break
+                xs, ys = [xs[j] for j in keep], [ys[j] for j in keep]
+                ms = [ms[j] for j in keep]
+                out = forward(opt.params, _pad(xs))
+                losses = torch.stack([loss_fn(out[j, : len(y)], y, _loss_name(mb.cfg)) for j, (mb, y) in enumerate(zip(ms, ys))])
+            for n in opt.params:
+                opt.params[n].grad = None
+            losses.sum().backward()
+            opt.step([lr_at(step, mb.cfg.optim, total) for mb in ms])
+            step += 1
+
+    wall = time.perf_counter() - t0
+    for j in range(len(active)):
+        sync(j)
+    takes_stop = "stop_reason" in inspect.signature(L.make_summary).parameters
+    results = []
+    for mb in members:
+        summary: dict = {}
+        if mb.stopped is not None:
+            reason, at = mb.stopped
+            if takes_stop:
+                summary = L.make_summary(mb.cfg, mb.rows, mb.model, mb.data, wall, device, reason, at)
+            else:
+                summary = L.make_summary(mb.cfg, mb.rows, mb.model, mb.data, wall, device)
+            summary["batched"] = {"members": len(members), "note": "wall_time_s is the whole stack's"}
+            if mb.store is not None:
+                mb.store.write_summary(summary)
+        results.append(L.RunResult(
+            config=mb.cfg, model=mb.model, rows=mb.rows, summary=summary, run_dir=mb.store.path if mb.store else None,
+            interrupted=mb.stopped is None,
+        ))
+    return results
+
+
+RunResult = L.RunResult
+__all__ = ["run_members", "batchable", "refusal", "signature", "StackedOptimizer"]
