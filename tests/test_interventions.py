@@ -174,6 +174,7 @@ def test_grad_and_weight_noise_have_the_asked_scale():
 
 
 # --- ⊥Grad ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.integration
 @pytest.mark.parametrize("rescale", [True, False])
 def test_orthograd_update_is_orthogonal_to_the_weights(rescale):
     torch.manual_seed(5)
@@ -202,6 +203,7 @@ def capture_model(monkeypatch) -> list[nn.Module]:
     return box
 
 
+@pytest.mark.integration
 def test_orthograd_in_a_run_keeps_sgd_updates_orthogonal(monkeypatch):
     cfg = tiny(**{"optim.name": "sgd", "optim.weight_decay": 0.0, "optim.lr": 0.5, "reg.orthograd": True, "train.steps": 5})
     box, prev, checked = capture_model(monkeypatch), {}, []
@@ -220,6 +222,7 @@ def test_orthograd_in_a_run_keeps_sgd_updates_orthogonal(monkeypatch):
 
 
 # --- weight-norm constraint ------------------------------------------------------------------------------------------
+@pytest.mark.integration
 @pytest.mark.parametrize("alpha,factor", [(1.0, 1.0), (3.0, 0.5)])
 def test_norm_constraint_holds_the_target_after_every_step(alpha, factor, monkeypatch):
     cfg = tiny(**{"model.init_scale": alpha, "reg.constrain_norm": True, "reg.norm_factor": factor, "optim.weight_decay": 1.0, "reg.weight_noise": 0.01})
@@ -280,6 +283,7 @@ def test_softmax_collapse_metric():
 
 
 # --- schedules and weight-decay groups ---------------------------------------------------------------------------------------
+@pytest.mark.integration
 def test_lr_schedules():
     cos = OptimConfig(lr=1.0, warmup_steps=10, schedule="cosine", lr_min_frac=0.1)
     assert lr_at(4, cos, 110) == pytest.approx(0.5)  # warm-up first
@@ -292,6 +296,7 @@ def test_lr_schedules():
     assert [r["lr"] for r in run(cfg).rows] == pytest.approx([1e-3, 5e-4, 2.5e-4, 1.25e-4, 1.25e-4])  # the loop uses it
 
 
+@pytest.mark.integration
 def test_no_decay_groups_are_not_decayed():
     cfg = ModelConfig(n_layers=1, d_model=8, n_heads=2, d_mlp=16)
     model = build_model(cfg, 7, 7)
@@ -326,6 +331,7 @@ def test_dropout_is_off_at_evaluation():
         assert not torch.equal(model(data.x_train), model(data.x_train))  # dropout is on in training
 
 
+@pytest.mark.integration
 def test_batchnorm_running_stats_are_trained_and_checkpointed(tmp_path):
     cfg = tiny(tmp_path / "bn", **{"model.arch": "mlp", "model.width": 16, "model.depth": 2, "model.batchnorm": True, "train.steps": 10})
     result = run(cfg)
@@ -345,6 +351,7 @@ ALL_KNOBS = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("dtype,knobs", [("float32", {"reg.grokfast": "ma", "reg.grokfast_ma_window": 5}), ("float64", ALL_KNOBS), ("float32", {**ALL_KNOBS, "reg.grokfast": "ema"})])
 def test_resume_after_crash_equals_uninterrupted(tmp_path, dtype, knobs):
     cfg = {"train.dtype": dtype, "train.steps": 30, **knobs}
@@ -364,6 +371,7 @@ def test_resume_after_crash_equals_uninterrupted(tmp_path, dtype, knobs):
     assert all(math.isfinite(last[k]) for k in ("train_loss", "val_loss", "last_layer_norm", "train_collapse_frac", "train_zero_grad_frac"))
 
 
+@pytest.mark.integration
 def test_knobs_from_the_cli_are_recorded_in_config_json(tmp_path):
     from groklab.cli import main
 
