@@ -160,3 +160,70 @@ def test_ntk_analysis_lazy_run_keeps_its_kernel_rich_run_moves_it(tmp_path):
         dist[alpha] = float(df["distance"].iloc[-1])
     assert s is not None and s["ntk"]["final"]["distance"] == pytest.approx(dist[10.0])
     assert dist[10.0] < 1e-2 < 0.1 < dist[0.1], dist
+
+
+# --- heavy-tailed self-regularization -------------------------------------------------------------------
+
+def _planted(alpha: float, N: int = 1000, M: int = 500, seed: int = 0) -> torch.Tensor:
+    """W = U diag(√(Nλ)) Vᵀ with the M eigenvalues λ of WᵀW/N drawn from the Pareto density ∝ λ^(−α), λ ≥ 1."""
+    g = torch.Generator().manual_seed(seed)
+    U, _ = torch.linalg.qr(torch.randn(N, M, generator=g, dtype=torch.float64))
+    V, _ = torch.linalg.qr(torch.randn(M, M, generator=g, dtype=torch.float64))
+    lam = (1 - torch.rand(M, generator=g, dtype=torch.float64)) ** (-1 / (alpha - 1))
+    return U @ torch.diag((N * lam).sqrt()) @ V.T
+
+
+def test_htsr_recovers_a_planted_power_law_exponent():
+    from groklab.analysis.htsr import esd, layer_htsr
+
+    W = _planted(3.0)
+    eigs = esd(W)
+    assert len(eigs) == 500 and eigs[0] >= 1 - 1e-9
+    r = layer_htsr(W)
+    # the MLE's standard error is (α − 1)/√n ≈ 0.09 with the ~500 tail eigenvalues: 0.25 is under 3 of them
+    assert r["alpha"] == pytest.approx(3.0, abs=0.25)
+    assert r["n_tail"] >= 400 and r["xmin"] < 1.1
+    assert layer_htsr(_planted(2.5, seed=1))["alpha"] == pytest.approx(2.5, abs=0.25)
+
+
+def test_htsr_random_gaussian_matrix_has_no_heavy_tail_and_no_traps():
+    from groklab.analysis.htsr import layer_htsr
+
+    g = torch.Generator().manual_seed(0)
+    G = torch.randn(1000, 500, generator=g, dtype=torch.float64)
+    r = layer_htsr(G)
+    assert r["alpha"] > 6  # Martin & Mahoney: random-like
+    # the top eigenvalue sits at the Marchenko–Pastur edge σ²(1 + √(M/N))² = (1 + √0.5)² ≈ 2.91
+    assert r["mp_edge"] == pytest.approx((1 + math.sqrt(0.5)) ** 2, rel=0.02)
+    assert r["lambda_max"] == pytest.approx(r["mp_edge"], rel=0.05)
+    assert r["n_spikes"] == 0 and r["n_traps"] == 0
+
+
+def test_htsr_spike_and_correlation_trap():
+    from groklab.analysis.htsr import layer_htsr
+
+    g = torch.Generator().manual_seed(0)
+    G = torch.randn(1000, 500, generator=g, dtype=torch.float64)
+    # a rank-one spike made of one huge entry: shuffling the entries keeps it, so it is a correlation trap
+    W = G.clone()
+    W[3, 7] = 60.0
+    r = layer_htsr(W)
+    assert r["n_spikes"] == 1 and r["n_traps"] == 1 and r["rand_lambda_max"] > 1.5 * r["mp_edge"]
+    # a dense rank-one spike (a learned correlation) stands out of the bulk, but shuffling spreads it out
+    u, v = torch.randn(1000, 1, generator=g, dtype=torch.float64), torch.randn(500, 1, generator=g, dtype=torch.float64)
+    r = layer_htsr(G + 3 * u @ v.T / math.sqrt(500))
+    assert r["n_spikes"] == 1 and r["n_traps"] == 0
+
+
+def test_htsr_weight_matrices_of_a_transformer():
+    from groklab.analysis.htsr import model_htsr, weight_matrices
+
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(n_layers=1, d_model=32, n_heads=4, d_mlp=64, layernorm=False, op_token=False), 23, 23)
+    Ws = weight_matrices(m, min_dim=10)
+    assert "W_pos" not in Ws and not any(k.rsplit(".", 1)[-1].startswith("b_") for k in Ws)
+    assert tuple(Ws["blocks.0.attn.W_Q"].shape) == (32, 32) and tuple(Ws["blocks.0.attn.W_O"].shape) == (32, 32)
+    # heads side by side: column block h of the stacked W_Q is head h
+    torch.testing.assert_close(Ws["blocks.0.attn.W_Q"][:, 8:16], m.blocks[0].attn.W_Q[1].detach())
+    rows = model_htsr(m)
+    assert {r["layer"] for r in rows} == set(Ws) and all(r["alpha"] > 0 for r in rows)

@@ -397,6 +397,30 @@ def run_analysis(
             f"target alignment {rows[0]['alignment']:.3g} → {rows[-1]['alignment']:.3g}")
         figure("plot_ntk", rows, run.rows, name="ntk")
 
+    # --- 9. heavy-tailed self-regularization -------------------------------------------------------------
+    if "htsr" in todo:
+        from groklab.analysis.htsr import model_htsr
+
+        rows = []
+        for s in steps:
+            rows += [{"step": s, **r} for r in model_htsr(load(s), min_dim=htsr_min_dim)]
+        if not rows:
+            note(f"htsr: no weight matrix has both sides ≥ htsr_min_dim={htsr_min_dim}")
+        else:
+            table(rows, "htsr")
+            final = [r for r in rows if r["step"] == last]
+            summary["htsr"] = {
+                "final_alpha": {r["layer"]: r["alpha"] for r in final},
+                "layers_alpha_below_2": sorted({r["layer"] for r in final if r["alpha"] < 2}),
+                "layers_with_traps": sorted({r["layer"] for r in final if r["n_traps"] > 0}),
+                "first_step_alpha_below_2": min((r["step"] for r in rows if r["alpha"] < 2), default=None),
+                "first_step_with_traps": min((r["step"] for r in rows if r["n_traps"] > 0), default=None),
+            }
+            h = summary["htsr"]
+            say(f"htsr: final α per layer {({k: round(v, 2) for k, v in h['final_alpha'].items()})}; "
+                f"α < 2 in {h['layers_alpha_below_2'] or 'none'}; correlation traps in {h['layers_with_traps'] or 'none'}")
+            figure("plot_htsr", rows, run.rows, name="htsr")
+
     from groklab.store import atomic_write_text
 
     summary["files"] = sorted(str(f.relative_to(out)) for f in files)

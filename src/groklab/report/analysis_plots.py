@@ -237,3 +237,27 @@ def plot_llc_traces(traces: list[dict], path: str | Path) -> Path:
         ax.axis("off")
     fig.suptitle("SGLD loss traces per chain (flat after burn-in = converged)", fontsize=10)
     return _save(fig, path)
+
+
+def plot_htsr(rows: list[dict], metrics: list[dict], path: str | Path) -> Path:
+    """Per-layer power-law exponent α of the weight spectra over checkpoints (Martin & Mahoney bands: α < 2
+    very heavy-tailed, 2–6 heavy-tailed, > 6 random-like) and the number of correlation traps, beside the
+    accuracy curves (Prakash & Martin 2025: anti-grokking shows α < 2 and traps)."""
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(16, 4))
+    _curves(a, metrics)
+    a.set_title("accuracy")
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    for layer in layers:
+        sub = [r for r in rows if r["layer"] == layer]
+        x = _logx(r["step"] for r in sub)
+        b.plot(x, [r["alpha"] for r in sub], "o-", ms=3, label=layer)
+        c.plot(x, [r["n_traps"] for r in sub], "o-", ms=3, label=layer)
+    b.axhspan(0, 2, color="tab:red", alpha=0.08)
+    b.axhline(2, color="tab:red", ls=":", lw=1)
+    b.axhline(6, color="tab:gray", ls=":", lw=1)
+    b.set(xscale="log", xlabel="step", ylabel="power-law exponent α", title="ESD tail exponent per layer (red: α < 2)")
+    c.set(xscale="log", xlabel="step", ylabel="eigenvalues beyond the MP edge", title="correlation traps (randomized weights)")
+    for ax in (b, c):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
