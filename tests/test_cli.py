@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from groklab import load_run, presets, run
 from groklab.cli import main
@@ -47,36 +48,81 @@ def test_quiet_prints_nothing(tmp_path):
     assert res.stdout == ""
 
 
-@pytest.mark.parametrize(
-    "args, field",
-    [
-        (["train", "--task.op", "x/y", "--task.p", "96"], "task.p=96 is not prime"),
-        (["train", "--task.op", "x%y"], "task.op='x%y'"),
-        (["train", "--task.train-frac", "1.5"], "task.train_frac=1.5"),
-        (["train", "--task.train-frac", "0"], "task.train_frac=0.0"),
-        (["train", "--task.corrupt-frac", "1"], "task.corrupt_frac=1.0"),
-        (["train", "--task.train-frac", "0.1", "--train.batch-size", "5000"], "train.batch_size=5000"),
-        (["train", "--train.device", "cuda", "--train.steps", "1"], "train.device"),
-    ],
-)
-def test_bad_input_is_a_clear_message(tmp_path, args, field):
+def error_of(capsys, *args) -> str:
+    """Run the CLI in-process on input it must refuse: exit code 2 and exactly one line on stderr."""
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("groklab: error: ") and err.count("\n") == 1, err
+    return err
+
+
+BAD_INPUT = [
+    (["train", "--task.op", "x/y", "--task.p", "96"], "task.p=96 is not prime"),
+    (["train", "--task.op", "x%y"], "task.op='x%y'"),
+    (["train", "--task.train-frac", "1.5"], "task.train_frac=1.5"),
+    (["train", "--task.train-frac", "0"], "task.train_frac=0.0"),
+    (["train", "--task.corrupt-frac", "1"], "task.corrupt_frac=1.0"),
+    (["train", "--task.train-frac", "0.1", "--train.batch-size", "5000"], "train.batch_size=5000"),
+    (["train", "--train.batch-size", "0"], "train.batch_size=0"),
+    # Non-finite values are named for themselves, before any check that compares them, even on a table
+    # too small for the batch size given.
+    (["train", "--optim.lr", "inf", "--task.p", "5", "--train.batch-size", "512"], "optim.lr=inf"),
+    (["train", "--optim.lr", "nan"], "optim.lr=nan"),
+    (["train", "--model.init-scale", "inf"], "model.init_scale=inf"),
+    (["train", "--task.tol", "nan", "--task.group", "teacher", "--model.arch", "mlp", "--train.loss", "mse"], "task.tol=nan"),
+    (["train", "--reg.grad-noise", "-inf"], "reg.grad_noise=-inf"),
+    # A table too large for the machine is refused before anything is allocated.
+    (["train", "--task.p", "1000003", "--train.steps", "1"], "needs about 100,000"),
+]
+
+
+@pytest.mark.parametrize("args, field", BAD_INPUT)
+def test_bad_input_is_one_line(tmp_path, capsys, args, field):
     out = tmp_path / "never"
-    res = groklab(*args, "--out", str(out))
-    assert res.returncode == 2
-    message = " ".join(res.stderr.split()).replace("│", "").replace("  ", " ")
-    assert field in " ".join(message.split()), res.stderr
-    assert "Traceback" not in res.stderr
-    if "cuda" not in args:
-        assert not out.exists()  # nothing half-written
+    err = error_of(capsys, *args, "--out", str(out))
+    assert field in err
+    assert not out.exists()  # nothing half-written
 
 
-def test_resume_missing_or_corrupt_run_directory(tmp_path):
-    res = groklab("resume", str(tmp_path / "nothing"))
-    assert res.returncode == 2 and "does not exist" in res.stderr and "Traceback" not in res.stderr
+@pytest.mark.skipif(torch.cuda.is_available(), reason="--train.device cuda is allowed where CUDA is")
+def test_cuda_without_cuda_is_one_line(tmp_path, capsys):
+    err = error_of(capsys, "train", "--train.device", "cuda", "--train.steps", "1", "--task.p", "5", "--out", str(tmp_path / "never"))
+    assert "train.device" in err
+
+
+def test_resume_missing_or_corrupt_run_directory(tmp_path, capsys):
+    assert "does not exist" in error_of(capsys, "resume", str(tmp_path / "nothing"))
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "config.json").write_text('{"task": {"p": "x"}}')
-    res = groklab("resume", str(tmp_path / "c"))
-    assert res.returncode == 2 and "corrupt" in res.stderr and "task.p" in res.stderr and "Traceback" not in res.stderr
+    err = error_of(capsys, "resume", str(tmp_path / "c"))
+    assert "corrupt" in err and "task.p" in err
+
+
+def test_help_shows_the_batch_size_rule(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "min(512, ⌈n_train/2⌉)" in text and "(default: auto)" in text
+
+
+@pytest.mark.integration
+def test_listing_commands_import_no_torch():
+    """`groklab --help`, `ops`, `tasks`, `models` answer in well under a second: none imports torch."""
+    code = (
+        "import sys\n"
+        "from groklab.cli import main\n"
+        "for args in (['--help'], ['ops'], ['tasks'], ['models']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = [m for m in ('torch', 'numpy', 'pandas', 'matplotlib') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
 
 
 @pytest.mark.acceptance

@@ -1,5 +1,6 @@
 """Config validation and the config.json round trip."""
 
+import ast
 import json
 
 import pytest
@@ -73,3 +74,77 @@ def test_batch_larger_than_training_set():
 def test_bad_values_name_their_field(make, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         make()
+
+
+def test_batch_size_auto_is_power_et_al_rule():
+    """`auto` (the default) is min(512, ⌈n_train/2⌉), resolved where n_train is known."""
+    from groklab.config import resolved_batch_size
+
+    assert TrainConfig().batch_size == "auto"
+    assert [resolved_batch_size("auto", n) for n in (1, 2, 3, 480, 1023, 1024, 1025, 10_000)] == [1, 1, 2, 240, 512, 512, 512, 512]
+    assert resolved_batch_size(64, 10_000) == 64 and resolved_batch_size(None, 10_000) is None
+    # Any small table works with the default: p = 31 at half the data has 480 training equations.
+    cfg = RunConfig(task=TaskConfig(p=31, train_frac=0.5))
+    assert cfg.task.n_train == 480 and cfg.train.resolved_batch_size(cfg.task.n_train) == 240
+    # config.json round trip keeps "auto"; an old config.json with 512 keeps meaning 512.
+    assert RunConfig.from_json(cfg.to_json()).train.batch_size == "auto"
+    d = RunConfig().to_dict()
+    d["train"]["batch_size"] = 512
+    assert RunConfig.from_dict(d).train.batch_size == 512
+    d["train"]["batch_size"] = "big"
+    with pytest.raises(ConfigError, match="train.batch_size='big'.*'auto'"):
+        RunConfig.from_dict(d)
+
+
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda: OptimConfig(lr=float("inf")), "optim.lr=inf"),
+        (lambda: OptimConfig(lr=float("nan")), "optim.lr=nan"),
+        (lambda: OptimConfig(embed_lr=float("inf")), "optim.embed_lr=inf"),
+        (lambda: ModelConfig(init_scale=float("inf")), "model.init_scale=inf"),
+        (lambda: TaskConfig(train_frac=float("nan")), "task.train_frac=nan"),
+        (lambda: TrainConfig(resume_every_s=float("inf")), "train.resume_every_s=inf"),
+        (lambda: RunConfig().replace(**{"reg.weight_noise": float("nan")}), "reg.weight_noise=nan"),
+    ],
+)
+def test_non_finite_floats_are_refused_everywhere(make, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.") + " is not allowed; it must be a finite number"):
+        make()
+
+
+def test_json_refuses_non_finite_values():
+    d = RunConfig().to_dict()
+    d["optim"]["weight_decay"] = float("inf")  # json.loads reads Infinity and NaN
+    with pytest.raises(ConfigError, match="optim.weight_decay=inf"):
+        RunConfig.from_json(json.dumps(d))
+
+
+def test_one_value_for_a_list_field_is_a_list_of_one():
+    """`--set optim.no_decay=embed`, a JSON "embed", a direct string: ["embed"], not five letters."""
+    assert OptimConfig(no_decay="embed").no_decay == ["embed"]
+    assert RunConfig().replace(**{"optim.no_decay": "embed"}).optim.no_decay == ["embed"]
+    d = RunConfig().to_dict()
+    d["optim"]["no_decay"] = "bias"
+    assert RunConfig.from_dict(d).optim.no_decay == ["bias"]
+    assert RunConfig().replace(**{"optim.no_decay": ["embed", "bias"]}).optim.no_decay == ["embed", "bias"]
+
+
+def test_config_imports_no_torch():
+    """The config and the task/model tables it checks against are pure Python (tasks/meta.py, catalog.py)."""
+    import importlib
+    import sys
+
+    import groklab.catalog
+    import groklab.config
+    import groklab.tasks.meta
+
+    for mod in (groklab.config, groklab.tasks.meta, groklab.catalog):
+        tree = ast.parse(open(mod.__file__).read())
+        top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]  # run on import
+        names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names] + [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
+        heavy = [m for m in names if m.split(".")[0] in ("torch", "numpy")]
+        groklab_heavy = [m for m in names if m.startswith("groklab.") and m not in ("groklab.errors", "groklab.tasks.meta", "groklab.tasks.registry")]
+        assert not heavy and not groklab_heavy, (mod.__name__, heavy, groklab_heavy)
+    assert importlib.import_module("groklab.tasks.ops").MODULAR_OPS is groklab.tasks.meta.MODULAR_OPS
+    assert "groklab.config" in sys.modules

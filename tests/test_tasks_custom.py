@@ -59,6 +59,60 @@ def test_custom_errors_name_the_problem(tmp_path):
         Dataset.from_tensors(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, dtype=torch.long), torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, dtype=torch.long))
 
 
+
+def test_a_file_that_is_not_an_npz_is_named_as_such(tmp_path):
+    """No advice to load with allow_pickle: the file is simply not a valid .npz (and pickles are never loaded)."""
+    (tmp_path / "g.npz").write_bytes(b"garbage, not a zip" * 8)
+    with pytest.raises(ConfigError, match=r"is not a valid \.npz file") as e:
+        build_dataset(TaskConfig(group="custom", path=str(tmp_path / "g.npz")))
+    assert "allow_pickle" not in str(e.value)
+    np.savez(tmp_path / "o.npz", x=np.array([{"a": 1}, None], dtype=object), y=np.zeros(2))
+    with pytest.raises(ConfigError, match="object arrays") as e:
+        build_dataset(TaskConfig(group="custom", path=str(tmp_path / "o.npz")))
+    assert "allow_pickle" not in str(e.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_data_is_refused(tmp_path, bad):
+    x = np.arange(20, dtype=np.float32).reshape(10, 2)
+    y = np.arange(10, dtype=np.float32)
+    for name, arr in (("x", x), ("y", y)):
+        a = arr.copy()
+        a[3] = bad
+        np.savez(tmp_path / "d.npz", **{"x": x, "y": y, name: a})
+        with pytest.raises(ConfigError, match=r"task.path=.*non-finite value"):
+            build_dataset(TaskConfig(group="custom", path=str(tmp_path / "d.npz")))
+
+
+def test_labels_beyond_the_rows_need_an_explicit_class_count(tmp_path):
+    """Labels up to 10^6 on 500 rows would make a 10^6-way output layer: refused unless task.n_classes says so."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "ids.npz", x=rng.normal(size=(500, 3)).astype(np.float32), y=rng.integers(0, 10**6, 500))
+    with pytest.raises(ConfigError, match=r"go up to \d+, which makes \d+ classes for 500 rows.*task.n_classes"):
+        build_dataset(TaskConfig(group="custom", path=str(tmp_path / "ids.npz")))
+    data = build_dataset(TaskConfig(group="custom", path=str(tmp_path / "ids.npz"), n_classes=10**6))
+    assert data.n_classes == 10**6
+    with pytest.raises(ConfigError, match="n_classes=3 but the labels go up to"):
+        build_dataset(TaskConfig(group="custom", path=str(tmp_path / "ids.npz"), n_classes=3))
+    with pytest.raises(ConfigError, match="task.n_classes=1 must be at least 2"):
+        TaskConfig(group="custom", path="x.npz", n_classes=1)
+    # Classes 0..K-1 with a few unused ids (fewer classes than rows) still need no count.
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    np.savez(tmp_path / "gaps.npz", x=x, y=np.array([0, 5, 9, 2] * 10))
+    assert build_dataset(TaskConfig(group="custom", path=str(tmp_path / "gaps.npz"))).n_classes == 10
+
+
+def test_a_table_too_large_for_memory_is_refused_before_allocating():
+    from groklab.tasks.dataset import TABLE_BYTES_PER_EQUATION, check_table_fits
+
+    cfg = TaskConfig(p=1_000_003)
+    with pytest.raises(ConfigError, match=r"task.p=1000003: the table has 1,000,006,000,009 equations and needs about 100,000.6 GB .* 16.0 GB"):
+        check_table_fits(cfg, memory=16 * 10**9)
+    small = TaskConfig(p=97)
+    check_table_fits(small, memory=small.n_equations * TABLE_BYTES_PER_EQUATION)
+    with pytest.raises(ConfigError, match=r"task.n=7: the table has 25,401,600 equations"):
+        check_table_fits(TaskConfig(group="permutation", op="x*y", n=7), memory=10**9)
+
 @pytest.mark.integration
 def test_custom_operand_pairs_take_the_pair_models(tmp_path):
     x = torch.tensor([[a, b] for a in range(5) for b in range(5)])

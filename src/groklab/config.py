@@ -12,7 +12,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from groklab.errors import ConfigError
 # Torch-free tables (tasks/meta.py, tasks/registry.py): the task modules import this config, not the reverse.
@@ -30,6 +30,45 @@ def _check(cond: bool, msg: str) -> None:
 
 def _choice(name: str, value: Any, allowed) -> None:
     _check(value in allowed, f"{name}={value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}")
+
+
+def _check_finite(cfg: Any, section: str) -> None:
+    """Refuse inf and NaN in every float of a config section (fields, and floats inside lists and dicts).
+
+    Called first in each section's __post_init__, so a non-finite value is reported for itself before any
+    check that compares it (`nan > 0` is False, `inf > 0` is True: neither would name the real problem)."""
+
+    def bad(v: Any) -> bool:
+        if isinstance(v, float):
+            return not math.isfinite(v)
+        if isinstance(v, (list, tuple)):
+            return any(bad(x) for x in v)
+        if isinstance(v, dict):
+            return any(bad(x) for x in v.values())
+        return False
+
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        _check(not bad(v), f"{section}.{f.name}={v!r} is not allowed; it must be a finite number")
+
+
+def _as_list(value: Any) -> list:
+    """A list field's value as a list; one string is one item (`no_decay="embed"` is ["embed"], not 5 letters)."""
+    return [value] if isinstance(value, str) else list(value)
+
+
+AUTO_BATCH_MAX = 512
+
+
+def resolved_batch_size(batch_size: int | str | None, n_train: int) -> int | None:
+    """The minibatch size a run uses with `n_train` training examples; None trains full batch.
+
+    `batch_size="auto"` (the default) is min(512, ⌈n_train/2⌉), the rule of Power et al. 2022 (arXiv
+    2201.02177, Appendix A.1.2); an integer is used as given, None is full batch. Every trainer reads the
+    batch size through this function, once the training set's size is known."""
+    if batch_size == "auto":
+        return min(AUTO_BATCH_MAX, max(1, -(-n_train // 2)))
+    return batch_size  # type: ignore[return-value]
 
 
 def parse_init_overrides(entries: list[str]) -> dict[str, float]:
@@ -113,8 +152,12 @@ class TaskConfig:
     """custom: a .safetensors or .npz file with x_train, y_train, x_val, y_val (or x, y); see docs/tasks.md."""
     sha256: Optional[str] = None
     """custom: the file's sha256; when set, a run refuses a file that has changed."""
+    n_classes: Optional[int] = None
+    """custom, integer labels: the number of classes. None: the largest label + 1, refused when that is more
+    than the file has rows (labels that are not 0..K-1 class ids); set it to train with so many classes."""
 
     def __post_init__(self) -> None:
+        _check_finite(self, "task")
         _choice("task.group", self.group, TASK_GROUPS)
         _check(0.0 < self.train_frac < 1.0, f"task.train_frac={self.train_frac} must be in the open interval (0, 1)")
         _check(0.0 <= self.corrupt_frac < 1.0, f"task.corrupt_frac={self.corrupt_frac} must be in [0, 1)")
@@ -164,6 +207,7 @@ class TaskConfig:
             _check(self.corrupt_frac == 0, f"task.corrupt_frac={self.corrupt_frac}: teacher labels are real-valued and cannot be corrupted; use 0")
             _choice("task.labels (for task.group='teacher')", self.labels, ("auto", "real"))
         elif g == "custom":
+            _check(self.n_classes is None or self.n_classes >= 2, f"task.n_classes={self.n_classes} must be at least 2 (or None)")
             _check(self.path is not None, "task.path=None: task.group='custom' needs task.path, a .safetensors or .npz file (see docs/tasks.md)")
             _check(self.tol > 0, f"task.tol={self.tol} must be positive")
 
@@ -238,6 +282,7 @@ class ModelConfig:
     """Activation of the MLP (and of the transformer's MLP blocks)."""
 
     def __post_init__(self) -> None:
+        _check_finite(self, "model")
         _choice("model.arch", self.arch, ("transformer", "mlp", "toy"))
         _choice("model.input", self.input, ("onehot", "embed"))
         _choice("model.act", self.act, ("relu", "gelu", "quadratic", "tanh"))
@@ -293,6 +338,7 @@ class OptimConfig:
     """Weight decay of the embeddings (W_E, W_pos) when it differs from `weight_decay`. None: `weight_decay`."""
 
     def __post_init__(self) -> None:
+        _check_finite(self, "optim")
         _choice("optim.name", self.name, ("adamw", "adam", "sgd"))
         _check(self.lr > 0, f"optim.lr={self.lr} must be positive")
         _check(self.weight_decay >= 0, f"optim.weight_decay={self.weight_decay} must be non-negative")
@@ -308,7 +354,7 @@ class OptimConfig:
         )
         _check(self.step_every is None or self.step_every >= 1, f"optim.step_every={self.step_every} must be at least 1 (or None)")
         _check(0.0 < self.step_gamma <= 1.0, f"optim.step_gamma={self.step_gamma} must be in (0, 1]")
-        self.no_decay = list(self.no_decay)
+        self.no_decay = _as_list(self.no_decay)
         _check(self.embed_lr is None or self.embed_lr > 0, f"optim.embed_lr={self.embed_lr} must be positive (or None)")
         _check(
             self.embed_weight_decay is None or self.embed_weight_decay >= 0,
@@ -328,8 +374,9 @@ class TrainConfig:
     """The training run: steps, batches, loss, precision, device, and when to evaluate and checkpoint."""
 
     steps: int = 100_000
-    batch_size: Optional[int] = 512
-    """Minibatch size; None trains full batch."""
+    batch_size: Union[int, Literal["auto"], None] = "auto"
+    """Minibatch size. `auto`: min(512, ⌈n_train/2⌉) (Power et al. 2022), resolved once the training set's
+    size is known; None trains full batch."""
     loss: Literal["ce", "mse", "stablemax", "hinge"] = "ce"
     """`ce`: cross-entropy; `mse`: squared error to one-hot targets (over the classes as `loss_reduction`
     says; Doshi et al., Omnigrok); `stablemax`: cross-entropy with StableMax in place of softmax (Prieto et
@@ -369,8 +416,12 @@ class TrainConfig:
     plateau); 0 stops at the first evaluation where it holds. The stop step is always evaluated and checkpointed."""
 
     def __post_init__(self) -> None:
+        _check_finite(self, "train")
         _check(self.steps >= 1, f"train.steps={self.steps} must be at least 1")
-        _check(self.batch_size is None or self.batch_size >= 1, f"train.batch_size={self.batch_size} must be at least 1 (or None for full batch)")
+        _check(
+            self.batch_size is None or self.batch_size == "auto" or (isinstance(self.batch_size, int) and self.batch_size >= 1),
+            f"train.batch_size={self.batch_size!r} is not allowed; use an integer ≥ 1, 'auto' (min(512, ⌈n_train/2⌉)) or None (full batch)",
+        )
         _choice("train.loss", self.loss, ("ce", "mse", "stablemax", "hinge"))
         _choice("train.loss_reduction", self.loss_reduction, ("sum", "mean"))
         _choice("train.dtype", self.dtype, ("float32", "float64"))
@@ -380,7 +431,7 @@ class TrainConfig:
         _check(self.checkpoint_points >= 1, f"train.checkpoint_points={self.checkpoint_points} must be at least 1")
         _check(self.eval_batch_size >= 1, f"train.eval_batch_size={self.eval_batch_size} must be at least 1")
         _check(self.threads is None or self.threads >= 1, f"train.threads={self.threads} must be at least 1 (or None)")
-        self.loggers = list(self.loggers)
+        self.loggers = _as_list(self.loggers)
         for name in self.loggers:
             _choice("train.loggers", name, ("tensorboard", "wandb"))
         _check(len(set(self.loggers)) == len(self.loggers), f"train.loggers={self.loggers} names a logger twice")
@@ -389,6 +440,10 @@ class TrainConfig:
             from groklab.train.stop import parse_condition  # lazily: only configs that set it import the trainer
 
             parse_condition(self.stop_when)
+
+    def resolved_batch_size(self, n_train: int) -> int | None:
+        """The minibatch size for `n_train` training examples (`auto` resolved; None: full batch)."""
+        return resolved_batch_size(self.batch_size, n_train)
 
 
 @dataclass
@@ -435,6 +490,7 @@ class RegConfig:
     training set's logit vectors) and `logit_per_param_norm` (that over the parameter norm). On with reg.swap_step."""
 
     def __post_init__(self) -> None:
+        _check_finite(self, "reg")
         _choice("reg.grokfast", self.grokfast, ("none", "ema", "ma"))
         _check(0.0 <= self.grokfast_ema_alpha < 1.0, f"reg.grokfast_ema_alpha={self.grokfast_ema_alpha} must be in [0, 1)")
         _check(self.grokfast_ma_window >= 1, f"reg.grokfast_ma_window={self.grokfast_ma_window} must be at least 1")
@@ -459,8 +515,8 @@ class RunConfig:
     """Run directory; None trains in memory and writes nothing."""
 
     def __post_init__(self) -> None:
-        bs = self.train.batch_size
         n_train = self.task.n_train  # None for a custom task: run() checks once the file is read
+        bs = None if n_train is None else self.train.resolved_batch_size(n_train)
         if bs is not None and n_train is not None:
             _check(
                 bs <= n_train,
@@ -536,9 +592,18 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
+        if len(inner) > 1:  # e.g. int | "auto": the first type that takes the value
+            for a in inner:
+                try:
+                    return _coerce(value, a, name)
+                except ConfigError:
+                    pass
+            return value  # the dataclass's own validation names what is allowed
         return _coerce(value, inner[0], name)
     if origin is Literal:
         return value  # checked by the dataclass's own validation, which names the allowed values
+    if origin in (list, tuple) and isinstance(value, str):
+        return [value]  # one value for a list field (JSON, --set, --grid) is a list of one, not of characters
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if tp is int and isinstance(value, float) and value.is_integer():

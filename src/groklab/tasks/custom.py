@@ -50,17 +50,28 @@ def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         except Exception as e:  # safetensors raises several types for a damaged file
             raise ConfigError(f"task.path={str(path)!r} is not a readable safetensors file: {e}") from None
     if path.suffix == ".npz":
+        import zipfile
+
+        # np.load on a file that is not a zip guesses a pickle and advises allow_pickle=True, which groklab
+        # never uses (a pickle runs code): name the real problem instead.
+        if not zipfile.is_zipfile(path):
+            raise ConfigError(f"task.path={str(path)!r} is not a valid .npz file (a zip of .npy arrays, as numpy.savez writes)")
         try:
             with np.load(path, allow_pickle=False) as z:
                 return {k: torch.from_numpy(np.ascontiguousarray(z[k])) for k in z.files}
-        except (ValueError, OSError) as e:
-            raise ConfigError(f"task.path={str(path)!r} is not a readable .npz file of plain arrays: {e}") from None
+        except ValueError as e:
+            if "pickle" in str(e):
+                raise ConfigError(
+                    f"task.path={str(path)!r} holds object arrays (pickled Python objects), which groklab never loads; "
+                    "save plain numeric arrays"
+                ) from None
+            raise ConfigError(f"task.path={str(path)!r} is not a valid .npz file of plain arrays ({e})") from None
+        except (OSError, zipfile.BadZipFile, EOFError) as e:
+            raise ConfigError(f"task.path={str(path)!r} is not a valid .npz file of plain arrays ({type(e).__name__}: {e})") from None
     raise ConfigError(f"task.path={str(path)!r} must end in one of: {', '.join(SUFFIXES)}")
 
 
 def build(cfg: TaskConfig) -> Dataset:
-    from groklab.tasks.dataset import Dataset
-
     assert cfg.path is not None  # TaskConfig checks this
     if cfg.sha256 is not None:
         actual = file_sha256(cfg.path)
@@ -72,8 +83,21 @@ def build(cfg: TaskConfig) -> Dataset:
     t = read_tensors(cfg.path)
     target = None if cfg.labels == "auto" else cfg.labels
     g = torch.Generator().manual_seed(cfg.seed)
+    if cfg.n_classes is not None and target not in (None, "class"):
+        raise ConfigError(f"task.n_classes={cfg.n_classes} is for class labels; task.labels={cfg.labels!r} are not classes")
+    kinds = dict(target=target, tol=cfg.tol, n_classes=cfg.n_classes)
+    try:
+        data = _from_file(cfg, t, g, kinds)
+    except ConfigError as e:
+        raise ConfigError(str(e) if str(e).startswith("task.path=") else f"task.path={cfg.path!r}: {e}") from None
+    return data.with_corruption(cfg.corrupt_frac, g)
+
+
+def _from_file(cfg: TaskConfig, t: dict[str, torch.Tensor], g: torch.Generator, kinds: dict) -> Dataset:
+    from groklab.tasks.dataset import Dataset
+
     if all(k in t for k in SPLIT_KEYS):
-        data = Dataset.from_tensors(t["x_train"], t["y_train"], t["x_val"], t["y_val"], target=target, tol=cfg.tol)
+        data = Dataset.from_tensors(t["x_train"], t["y_train"], t["x_val"], t["y_val"], **kinds)
     elif all(k in t for k in WHOLE_KEYS):
         x, y = t["x"], t["y"]
         if len(x) != len(y):
@@ -83,14 +107,14 @@ def build(cfg: TaskConfig) -> Dataset:
         n_train = max(1, min(len(y) - 1, round(cfg.train_frac * len(y))))
         perm = torch.randperm(len(y), generator=g)
         tr, va = perm[:n_train].sort().values, perm[n_train:].sort().values
-        data = Dataset.from_tensors(x[tr], y[tr], x[va], y[va], target=target, tol=cfg.tol)
+        data = Dataset.from_tensors(x[tr], y[tr], x[va], y[va], **kinds)
         data.train_idx, data.val_idx = tr, va
     else:
         raise ConfigError(
             f"task.path={cfg.path!r} holds {sorted(t)}; it needs either {', '.join(SPLIT_KEYS)} "
             f"or {', '.join(WHOLE_KEYS)} (split by task.train_frac)"
         )
-    return data.with_corruption(cfg.corrupt_frac, g)
+    return data
 
 
 def save_custom(

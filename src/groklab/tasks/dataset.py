@@ -62,6 +62,12 @@ class Dataset:
         return len(self.y_val)
 
     @property
+    def n_inputs(self) -> int:
+        """Tokens per example of integer inputs: 2 for operand pairs, more for token sequences (knowledge facts);
+        0 for vector inputs. The transformer sizes its positions from it."""
+        return 0 if self.d_input is not None else int(self.x_train.shape[1])
+
+    @property
     def readout(self) -> Readout:
         """How model outputs become predictions, and which predictions count as correct."""
         return Readout(self.target, self.tol)
@@ -106,6 +112,10 @@ class Dataset:
             raise ConfigError(f"the training and validation sets must both be non-empty (got {len(x_train)} and {len(x_val)} rows)")
         if x_train.is_floating_point() != x_val.is_floating_point() or y_train.is_floating_point() != y_val.is_floating_point():
             raise ConfigError("x_train and x_val (and y_train and y_val) must both be integer or both be float tensors")
+        for name, t in (("x_train", x_train), ("x_val", x_val), ("y_train", y_train), ("y_val", y_val)):
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                bad = int((~torch.isfinite(t)).sum())
+                raise ConfigError(f"{name} has {bad} non-finite value(s) (NaN or inf); the data must be finite numbers")
         if target is None:
             target = "real" if y_train.is_floating_point() else "class"
         if target not in TARGETS:
@@ -136,6 +146,15 @@ class Dataset:
             top = int(max(y_train.max().item(), y_val.max().item())) + 1
             if n_classes is not None and n_classes < top:
                 raise ConfigError(f"n_classes={n_classes} but the labels go up to {top - 1}")
+            rows = len(y_train) + len(y_val)
+            if n_classes is None and top > rows:
+                # Largest label + 1 classes is right for class ids 0..K-1; labels that are ids of another kind
+                # (years, hashes) would make a huge, mostly unseen output layer, so say so instead of allocating it.
+                distinct = len(torch.unique(torch.cat([y_train, y_val])))
+                raise ConfigError(
+                    f"the class labels go up to {top - 1}, which makes {top} classes for {rows} rows ({distinct} distinct "
+                    "labels); renumber them 0..K-1, or give the number of classes (task.n_classes; n_classes= in Python)"
+                )
             n_classes = n_classes or top
         else:
             y_train, y_val = y_train.float().reshape(len(y_train), -1), y_val.float().reshape(len(y_val), -1)
@@ -172,17 +191,54 @@ def full_table(cfg: TaskConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def build_dataset(cfg: TaskConfig) -> Dataset:
     """The data set a task config describes (see `groklab tasks`)."""
-    from groklab.tasks import custom, images, parity, teacher
+    from groklab.tasks import custom, images, knowledge, parity, teacher
 
     builders = {
         "modular": table_dataset, "permutation": table_dataset, "integer": table_dataset,
         "parity": parity.build, "images": images.build, "teacher": teacher.build, "custom": custom.build,
+        "knowledge": knowledge.build,
     }
     return builders[cfg.group](cfg)
 
 
+# Peak bytes per equation while a table is built and split: x, y, z and the arithmetic's temporaries
+# (int64), the permutation, the (N, 2) pairs and their train/validation copies. Measured order of magnitude,
+# rounded up: the check below is meant to refuse tables that cannot fit, not to budget tight ones.
+TABLE_BYTES_PER_EQUATION = 100
+
+
+def physical_memory_bytes() -> int | None:
+    """This machine's physical memory (os.sysconf), or None where the platform does not say."""
+    import os
+
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:,.1f} GB"
+
+
+def check_table_fits(cfg: TaskConfig, memory: int | None = None) -> None:
+    """Refuse, before allocating anything, a table whose construction needs more memory than the machine has
+    (e.g. `task.p=1000000` is 10^12 equations, about 100 TB)."""
+    memory = physical_memory_bytes() if memory is None else memory
+    need = cfg.n_equations * TABLE_BYTES_PER_EQUATION
+    if memory is not None and need > memory:
+        from groklab.errors import ConfigError
+
+        size = f"task.p={cfg.p}" if cfg.group != "permutation" else f"task.n={cfg.n}"
+        raise ConfigError(
+            f"{size}: the table has {cfg.n_equations:,} equations and needs about {_gb(need)} of memory to build "
+            f"(~{TABLE_BYTES_PER_EQUATION} bytes per equation), more than this machine's {_gb(memory)}; use a smaller {size.split('=')[0]}"
+        )
+
+
 def table_dataset(cfg: TaskConfig) -> Dataset:
     """A binary-operation table split into train and validation by `task.seed`, then label corruption."""
+    check_table_fits(cfg)
     x, y, z = full_table(cfg)
     n = len(z)
     n_train = cfg.n_train
