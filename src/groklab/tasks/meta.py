@@ -64,4 +64,4 @@ def ops_for(group: str) -> dict[str, Operation]:
     return {"modular": MODULAR_OPS, "permutation": PERMUTATION_OPS, "integer": INTEGER_OPS}[group]
 
 
-IMAGE_SETS = {"digits": 1797}  # task.images name: number of images
+IMAGE_SETS = {"digits": 1797, "mnist": 5000}  # task.images name: number of images
