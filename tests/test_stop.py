@@ -178,3 +178,52 @@ def test_cli_prints_why_the_run_stopped(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 3 and "diverged" in bad.stderr and "Traceback" not in bad.stderr
     assert json.loads((tmp_path / "d" / "summary.json").read_text())["stop_reason"] == "diverged"
+
+
+# --- censoring in sweep tables and figures (unit) ---------------------------------------------------------
+def test_censored_text():
+    from groklab.sweep.table import censored_text
+
+    assert censored_text(1234, "condition", 1300) == (False, "1234")
+    assert censored_text(None, "budget", 5000) == (True, "> 5000")
+    assert censored_text(None, "condition", 800) == (True, "> 800")  # stopped on another metric first
+    assert censored_text(None, "diverged", 12) == (True, "diverged at 12")
+    assert censored_text(None, None, None) == (None, "")  # unfinished
+
+
+def _cells():
+    import pandas as pd
+
+    return pd.DataFrame([
+        {"status": "done", "f": 1, "steps": 1000, "stopped_step": 400, "stop_reason": "condition", "val_acc_99_step": 300},
+        {"status": "done", "f": 1, "steps": 1000, "stopped_step": 500, "stop_reason": "condition", "val_acc_99_step": 500},
+        {"status": "done", "f": 2, "steps": 1000, "stopped_step": 600, "stop_reason": "condition", "val_acc_99_step": 600},
+        {"status": "done", "f": 2, "steps": 1000, "stopped_step": 1000, "stop_reason": "budget", "val_acc_99_step": None},
+        {"status": "done", "f": 3, "steps": 1000, "stopped_step": 1000, "stop_reason": "budget", "val_acc_99_step": None},
+        {"status": "done", "f": 3, "steps": 1000, "stopped_step": 1000, "stop_reason": "budget", "val_acc_99_step": None},
+        {"status": "done", "f": 4, "steps": 1000, "stopped_step": 7, "stop_reason": "diverged", "val_acc_99_step": None},
+    ])
+
+
+def test_phase_cells_never_average_a_censored_run_as_a_value():
+    from groklab.report.sweep_plots import cell_value
+
+    df = _cells()
+    cell = {f: cell_value(g, "val_acc_99_step") for f, g in df.groupby("f")}
+    assert cell[1] == (400.0, "400", False)
+    assert cell[2] == (800.0, "> 800", True)  # a lower bound: the censored seed counts at its budget
+    assert cell[3] == (1000.0, "> 1k", True)
+    assert math.isnan(cell[4][0]) and cell[4][1:] == ("diverged", True)
+
+
+def test_censored_runs_draw(tmp_path):
+    import pandas as pd
+
+    from groklab.report.sweep_plots import plot_phase_diagram, plot_steps_vs_field
+
+    df = pd.concat([_cells().assign(g=0), _cells().assign(g=1)])
+    df["train_acc_99_step"] = 50
+    assert plot_steps_vs_field(df, "f", tmp_path / "s.png").stat().st_size > 5000
+    assert plot_phase_diagram(df, "f", "g", tmp_path / "p.png").stat().st_size > 5000
+    old = df.drop(columns=["stopped_step", "stop_reason"])  # a table written before early stopping
+    assert plot_steps_vs_field(old, "f", tmp_path / "o.png").stat().st_size > 5000

@@ -20,12 +20,28 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def censored_text(step: int | None, stop_reason: str | None, stopped_step: int | None) -> tuple[bool | None, str]:
+    """(censored, text) for a steps-to-99% value: (False, "1234") when it crossed; (True, "> N") when the run
+    ended at step N without crossing; (True, "diverged at N") when its loss diverged first; (None, "") while
+    the run is unfinished."""
+    if stop_reason is None:
+        return None, ""
+    if step is not None:
+        return False, str(int(step))
+    return True, f"diverged at {stopped_step}" if stop_reason == "diverged" else f"> {stopped_step}"
+
+
 def sweep_table(path: str | os.PathLike, write: bool = True):
     """A pandas DataFrame with one row per point of the sweep in `path`:
 
     `id`, `status` (done / running / interrupted / failed / pending), the swept fields first, then every
     config field (dotted names), then the summary: `train_acc_99_step`, `val_acc_99_step`, `grok_gap`
     (steps from fitting the training set to generalizing), `final.*` metrics, `wall_time_s`, `n_params`.
+
+    Censoring: a finished run that never crossed 99% has no step (NA), `*_acc_99_censored` True, and in
+    `*_acc_99` the text "> N" (not within its N = `stopped_step` steps) or "diverged at N"; `stop_reason`
+    (budget / condition / diverged) and `stopped_step` say why and where it ended. A censored run is never
+    averaged as a number: the true step is only known to be larger than N.
     With `write`, saves `table.csv` (and `table.parquet` when pyarrow is installed) in the sweep directory.
     """
     import pandas as pd
@@ -56,6 +72,12 @@ def sweep_table(path: str | os.PathLike, write: bool = True):
         row["val_acc_99_step"] = s.get("val_acc_99_step")
         t99, v99 = row["train_acc_99_step"], row["val_acc_99_step"]
         row["grok_gap"] = (v99 - t99) if (t99 is not None and v99 is not None) else None
+        # Summaries from before early stopping ran their whole budget.
+        row["stop_reason"] = s.get("stop_reason", "budget") if summary is not None else None
+        row["stopped_step"] = s.get("stopped_step", s.get("steps")) if summary is not None else None
+        for key in ("train", "val"):
+            row[f"{key}_acc_99_censored"], row[f"{key}_acc_99"] = censored_text(
+                row[f"{key}_acc_99_step"], row["stop_reason"], row["stopped_step"])
         for k, v in (s.get("final") or {}).items():
             row[f"final.{k}"] = v
         for k in ("steps", "wall_time_s", "n_params", "n_train", "n_val", "device"):
@@ -64,8 +86,10 @@ def sweep_table(path: str | os.PathLike, write: bool = True):
         row["run_dir"] = str(rd)
         rows.append(row)
     df = pd.DataFrame(rows)
-    for col in ("train_acc_99_step", "val_acc_99_step", "grok_gap"):
+    for col in ("train_acc_99_step", "val_acc_99_step", "grok_gap", "stopped_step"):
         df[col] = df[col].astype("Int64") if col in df else None
+    for col in ("train_acc_99_censored", "val_acc_99_censored"):
+        df[col] = df[col].astype("boolean")
     if write:
         atomic_write_text(Path(path) / "table.csv", df.to_csv(index=False))
         try:
