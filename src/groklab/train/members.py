@@ -382,6 +382,21 @@ def run_members(configs: list[RunConfig], *, write: bool = True, on_step: Callab
             meta["config"] = S.config_fingerprint(mb.cfg)
         mb.store.save_resume(tensors, meta)
 
+    loss_name = _loss_name(c0)  # one loss for the whole stack (part of the signature)
+
+    def member_losses(ms: list[_Member], xs: list[torch.Tensor], ys: list[torch.Tensor]) -> torch.Tensor:
+        """(K,) each member's mean training loss over its own batch: run()'s loss_fn, per sample, over the
+        stack's outputs (K, B, C) at once; rows that pad a smaller batch are left out of the mean."""
+        out = forward(opt.params, _pad(xs))  # (K, B, C)
+        Y = _pad(ys)
+        K, B = Y.shape[:2]
+        per = loss_fn(out.reshape(K * B, *out.shape[2:]), Y.reshape(K * B, *Y.shape[2:]), loss_name, reduction="none").view(K, B)
+        counts = [len(y) for y in ys]
+        if all(c == B for c in counts):
+            return per.mean(1)
+        mask = torch.arange(B, device=per.device) < torch.tensor(counts, device=per.device)[:, None]
+        return per.masked_fill(~mask, 0.0).sum(1) / torch.tensor(counts, dtype=per.dtype, device=per.device)
+
     step = 0
     interrupted = False
     t0 = time.perf_counter()
@@ -447,14 +462,17 @@ def run_members(configs: list[RunConfig], *, write: bool = True, on_step: Callab
 
             # --- one update of every member still training ---
             ms = [members[i] for i in active]
-            idxs = []
+            xs, ys = [], []
             for mb in ms:
                 b = mb.cfg.train.batch_size
-                idxs.append(None if b is None else torch.randperm(mb.data.n_train, generator=mb.batch_gen)[:b].to(device))
-            xs = [mb.data.x_train if ix is None else mb.data.x_train[ix] for mb, ix in zip(ms, idxs)]
-            ys = [mb.data.y_train if ix is None else mb.data.y_train[ix] for mb, ix in zip(ms, idxs)]
-            out = forward(opt.params, _pad(xs))  # (K, B, C)
-            losses = torch.stack([loss_fn(out[j, : len(y)], y, _loss_name(mb.cfg)) for j, (mb, y) in enumerate(zip(ms, ys))])
+                if b is None:
+                    xs.append(mb.data.x_train)
+                    ys.append(mb.data.y_train)
+                else:
+                    idx = torch.randperm(mb.data.n_train, generator=mb.batch_gen)[:b].to(device)
+                    xs.append(mb.data.x_train[idx])
+                    ys.append(mb.data.y_train[idx])
+            losses = member_losses(ms, xs, ys)
             if not bool(torch.isfinite(losses).all()):
                 # run(): a member whose loss is NaN/inf takes no update; it is evaluated and checkpointed at
                 # this step and stops ("diverged"); the others step without it
@@ -469,10 +487,8 @@ def run_members(configs: list[RunConfig], *, write: bool = True, on_step: Callab
                 leave(bad)
                 if not active:
                     break
-                xs, ys = [xs[j] for j in keep], [ys[j] for j in keep]
-                ms = [ms[j] for j in keep]
-                out = forward(opt.params, _pad(xs))
-                losses = torch.stack([loss_fn(out[j, : len(y)], y, _loss_name(mb.cfg)) for j, (mb, y) in enumerate(zip(ms, ys))])
+                ms, xs, ys = [ms[j] for j in keep], [xs[j] for j in keep], [ys[j] for j in keep]
+                losses = member_losses(ms, xs, ys)
             for n in opt.params:
                 opt.params[n].grad = None
             losses.sum().backward()
