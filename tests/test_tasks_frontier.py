@@ -108,3 +108,119 @@ def test_swap_run_trains_on_the_subset_and_resumes_bit_identically(tmp_path, cra
     assert strip_time(resumed.rows) == strip_time(ref.rows)
     for a, b in zip(ref.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
+
+
+# --- part 5: knowledge composition (Wang et al. 2024) and the logit lens -----------------------------------------
+def small_graph(**kw):
+    from groklab.tasks.knowledge import build_graph
+
+    args = dict(n_entities=60, n_relations=8, out_degree=5, phi=3.0, ood_frac=0.2, id_test_frac=0.05, test_size=10_000, seed=0)
+    args.update(kw)
+    return build_graph(**args)
+
+
+def test_knowledge_graph_facts_and_splits_match_brute_force():
+    kg = small_graph()
+    E, D = kg.rel.shape
+    # Atomic facts: D distinct relations per head, tails in range.
+    assert all(len(set(kg.rel[h].tolist())) == D for h in range(E)) and int(kg.tail.max()) < E
+    facts = {(h, int(kg.rel[h, j])): (int(kg.tail[h, j]), bool(kg.ood[h, j])) for h in range(E) for j in range(D)}
+    # Brute force: every two-hop path, split by the OOD status of its hops.
+    train_pool, id_all, ood_all = set(), set(), set()
+    for (h, r1), (b, ood1) in facts.items():
+        for (b2, r2), (t, ood2) in facts.items():
+            if b2 != b:
+                continue
+            if ood1 and ood2:
+                ood_all.add((h, r1, r2, b, t))
+            elif not ood1 and not ood2:
+                id_all.add((h, r1, r2, b, t))
+    rows = lambda T: {tuple(int(v) for v in r) for r in T}  # noqa: E731
+    train, id_test, ood_test = rows(kg.train_inferred), rows(kg.id_test), rows(kg.ood_test)
+    # Every inferred fact is the composition of two atomic facts ...
+    for h, r1, r2, b, t in train | id_test | ood_test:
+        assert facts[(h, r1)][0] == b and facts[(b, r2)][0] == t
+    # ... training and ID test facts compose two ID atomic facts, OOD test facts two OOD ones, and they are disjoint.
+    assert train <= id_all and id_test <= id_all and ood_test == ood_all
+    assert not (train & id_test) and kg.n_candidates == len(id_all) - len(id_test)
+    n_id_atomic = int((~kg.ood).sum())
+    assert len(train) == round(3.0 * n_id_atomic)
+    # The paper's OOD definition: no training inferred fact uses an OOD atomic fact as either hop, so no OOD
+    # test fact shares a hop with (or repeats a (head, bridge) or (bridge, tail) pair of) a training inferred fact.
+    train_hops = {(h, r1) for h, r1, _, _, _ in train} | {(b, r2) for _, _, r2, b, _ in train}
+    assert all((h, r1) not in train_hops and (b, r2) not in train_hops for h, r1, r2, b, t in ood_test)
+    train_pairs = {(h, b) for h, _, _, b, _ in train} | {(b, t) for _, _, _, b, t in train}
+    ood_hops = {(h, r) for (h, r), (_, o) in facts.items() if o}
+    assert all((h, r1) in ood_hops and (b, r2) in ood_hops for h, r1, r2, b, t in ood_test)
+    assert train_pairs  # (a non-empty training composition set, so the check above is not vacuous)
+
+
+def test_knowledge_dataset_tokens_labels_and_config():
+    from groklab.tasks.knowledge import graph_of
+
+    cfg = TaskConfig(group="knowledge", n_entities=60, n_relations=8, out_degree=5, phi=3.0, ood_frac=0.2, id_test_frac=0.05, val_size=50)
+    data = build_dataset(cfg)
+    kg = graph_of(cfg)
+    E, R = 60, 8
+    assert data.n_classes == E and data.n_elements == E + R + 1 and data.n_inputs == 3
+    assert data.n_train == cfg.n_train == E * 5 + round(3.0 * int((~kg.ood).sum()))
+    assert data.n_val == min(50, len(kg.id_test)) <= 50
+    # Atomic facts first, padded with the filler token; then inferred facts (h, r1, r2).
+    n_atomic = E * 5
+    assert (data.x_train[:n_atomic, 2] == E + R).all() and (data.x_train[n_atomic:, 1:] >= E).all()
+    assert (data.x_train[n_atomic:, 2] < E + R).all() and (data.x_train[:, 0] < E).all()
+    # Same config, same data; another seed, another graph.
+    again = build_dataset(cfg)
+    assert torch.equal(again.x_train, data.x_train) and torch.equal(again.y_val, data.y_val)
+    assert not torch.equal(build_dataset(TaskConfig(**{**cfg.__dict__, "seed": 1})).y_train, data.y_train)
+    with pytest.raises(ConfigError, match=r"task\.phi=100\.0 asks for .* use task\.phi at most"):
+        build_dataset(TaskConfig(**{**cfg.__dict__, "phi": 100.0}))
+    with pytest.raises(ConfigError, match=r"task\.out_degree=9 must be at most task\.n_relations=8"):
+        TaskConfig(group="knowledge", n_relations=8, out_degree=9)
+    with pytest.raises(ConfigError, match=r"use model\.arch='transformer'"):
+        RunConfig(task=cfg, model=ModelConfig(arch="mlp"), train=TrainConfig(batch_size=32))
+
+
+def test_transformer_reads_token_sequences_of_the_tasks_length():
+    from groklab.models import build_model
+
+    data = build_dataset(TaskConfig(group="knowledge", n_entities=60, n_relations=8, out_degree=5, phi=3.0, ood_frac=0.2, id_test_frac=0.05, val_size=50))
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(n_layers=4, d_model=32, n_heads=4, d_mlp=64), data.n_elements, data.n_classes, data.d_input, data.n_inputs)
+    assert model.W_pos.shape[0] == 4  # (h, r1, r2, =)
+    out = model(data.x_train[:7])
+    assert out.shape == (7, 60)
+    # The answer depends on every input token (causal attention reaches back to the head).
+    x = data.x_train[-1:].clone()
+    y = x.clone()
+    y[0, 0] = (y[0, 0] + 1) % 60
+    assert not torch.allclose(model(x), model(y))
+    with pytest.raises(ConfigError, match=r"sequences of 3 tokens; use model\.arch='transformer'"):
+        build_model(ModelConfig(arch="mlp"), data.n_elements, data.n_classes, None, 3)
+
+
+def test_logit_lens_on_a_hand_built_model():
+    """Embeddings one-hot, attention and MLP weights zero: the residual stream at a position is its token, so
+    every layer decodes the token itself, until an MLP bias adds a large vote for class 3 in the last block."""
+    from groklab.analysis.logit_lens import lens_scores, logit_lens
+    from groklab.models.transformer import Transformer
+
+    m = 5
+    model = Transformer(m, m, n_layers=2, d_model=8, n_heads=2, d_mlp=4, layernorm=False, op_token=False)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.W_E[:, :] = torch.eye(m + 2, 8)  # token i -> e_i
+        model.W_U[:m, :] = torch.eye(m)  # e_i -> class i (i < m)
+        model.blocks[1].mlp.b_out[3] = 10.0
+    x = torch.tensor([[0, 1], [2, 4], [4, 4]])  # tokens (x, y, =)
+    lens = logit_lens(model, x)
+    assert lens.shape == (3, 3, 3, m)
+    assert torch.equal(lens[0, :, 0].argmax(-1), x[:, 0]) and torch.equal(lens[1, :, 1].argmax(-1), x[:, 1])
+    assert (lens[2].argmax(-1) == 3).all()  # after block 1 everything says 3
+    assert torch.allclose(lens[-1, :, -1], model(x))  # the last layer is the model's output
+    scores = lens_scores(lens, 0, x[:, 0])
+    assert [s["top1"] for s in scores] == [1.0, 1.0, 0.0]
+    assert scores[0]["mrr"] == 1.0 and scores[2]["mrr"] == 0.5  # the token is second, after class 3
+    with pytest.raises(ValueError, match="needs a transformer"):
+        logit_lens(torch.nn.Linear(2, 2), x)

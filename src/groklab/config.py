@@ -94,10 +94,11 @@ class TaskConfig:
     """The data: a binary-operation table, sparse parity, images, teacher–student regression or your own
     tensors (`groklab tasks`); its train/validation split and label corruption."""
 
-    group: Literal["modular", "permutation", "integer", "parity", "images", "teacher", "custom"] = "modular"
+    group: Literal["modular", "permutation", "integer", "parity", "images", "teacher", "custom", "knowledge"] = "modular"
     """`modular`: elements 0..p-1; `permutation`: elements of S_n; `integer`: x+y without the modulus (Liu et
     al. 2022); `parity`: sparse parity (Barak et al.); `images`: 8x8 digits (Omnigrok); `teacher`:
-    teacher–student regression (Omnigrok); `custom`: tensors from `task.path`. See `groklab tasks`."""
+    teacher–student regression (Omnigrok); `custom`: tensors from `task.path`; `knowledge`: two-hop
+    composition over a random knowledge graph (Wang et al. 2024). See `groklab tasks`."""
     op: str = "x+y"
     """The operation (see `groklab ops`), e.g. `x+y`, `x/y`, `x^2+xy+y^2`, or `x*y*x^-1` on S_n."""
     p: int = 97
@@ -156,6 +157,20 @@ class TaskConfig:
     n_classes: Optional[int] = None
     """custom, integer labels: the number of classes. None: the largest label + 1, refused when that is more
     than the file has rows (labels that are not 0..K-1 class ids); set it to train with so many classes."""
+    # knowledge (Wang et al. 2024, composition)
+    n_entities: int = 2000
+    """knowledge: number of entities E (the paper: 2000); they are also the answer classes."""
+    n_relations: int = 200
+    """knowledge: number of relations R (the paper: 200)."""
+    out_degree: int = 20
+    """knowledge: atomic facts per head entity, with distinct relations (the paper: 20)."""
+    phi: float = 18.0
+    """knowledge: φ, inferred training facts per ID atomic fact (the paper sweeps 3.6–18)."""
+    ood_frac: float = 0.05
+    """knowledge: share of the atomic facts set apart as out-of-distribution (the authors' 5%), in [0, 1)."""
+    id_test_frac: float = 0.005
+    """knowledge: share of the ID inferred facts held out as the ID test split (the authors' 0.5%), in (0, 1);
+    `task.val_size` caps each test split (the authors: 3000)."""
 
     def __post_init__(self) -> None:
         _check_finite(self, "task")
@@ -207,6 +222,13 @@ class TaskConfig:
             _check(self.tol > 0, f"task.tol={self.tol} must be positive")
             _check(self.corrupt_frac == 0, f"task.corrupt_frac={self.corrupt_frac}: teacher labels are real-valued and cannot be corrupted; use 0")
             _choice("task.labels (for task.group='teacher')", self.labels, ("auto", "real"))
+        elif g == "knowledge":
+            for name in ("n_entities", "n_relations", "out_degree", "val_size"):
+                _check(getattr(self, name) >= 1, f"task.{name}={getattr(self, name)} must be at least 1")
+            _check(self.out_degree <= self.n_relations, f"task.out_degree={self.out_degree} must be at most task.n_relations={self.n_relations} (distinct relations per head)")
+            _check(self.phi >= 0, f"task.phi={self.phi} must be non-negative")
+            _check(0.0 <= self.ood_frac < 1.0, f"task.ood_frac={self.ood_frac} must be in [0, 1)")
+            _check(0.0 < self.id_test_frac < 1.0, f"task.id_test_frac={self.id_test_frac} must be in the open interval (0, 1)")
         elif g == "custom":
             _check(self.n_classes is None or self.n_classes >= 2, f"task.n_classes={self.n_classes} must be at least 2 (or None)")
             _check(self.path is not None, "task.path=None: task.group='custom' needs task.path, a .safetensors or .npz file (see docs/tasks.md)")
@@ -228,6 +250,9 @@ class TaskConfig:
         """Training set size, known before the data is built; None for `custom` (it depends on the file)."""
         if self.group == "custom":
             return None
+        if self.group == "knowledge":  # every atomic fact, and φ inferred facts per ID atomic fact
+            n_atomic = self.n_entities * self.out_degree
+            return n_atomic + round(self.phi * (n_atomic - round(self.ood_frac * n_atomic)))
         if self.group in VECTOR_GROUPS:
             return self.train_size
         return max(1, min(self.n_equations - 1, round(self.train_frac * self.n_equations)))
@@ -236,6 +261,8 @@ class TaskConfig:
         """The training set's size and where it comes from, for messages."""
         if self.group in VECTOR_GROUPS:
             return f"{self.train_size} samples: task.train_size"
+        if self.group == "knowledge":
+            return f"{self.n_train} facts: task.n_entities × task.out_degree atomic, task.phi={self.phi} inferred per ID atomic"
         return f"{self.n_train} equations: task.train_frac={self.train_frac} of {self.n_equations}"
 
 
@@ -529,6 +556,11 @@ class RunConfig:
             f"model.arch={self.model.arch!r} reads operand pairs, but task.group={self.task.group!r} gives vector "
             "inputs; use model.arch='mlp'",
         )
+        _check(
+            self.task.group != "knowledge" or self.model.arch == "transformer",
+            f"model.arch={self.model.arch!r} reads operand pairs, but task.group={self.task.group!r} gives token sequences; "
+            "use model.arch='transformer'",
+        )
         t = self.task
         if t.group == "teacher" or (t.group == "custom" and t.labels == "real"):
             _check(self.train.loss == "mse", f"train.loss={self.train.loss!r}: task.group={t.group!r} has real-valued labels; use train.loss='mse'")
@@ -537,7 +569,7 @@ class RunConfig:
         r = self.reg
         if r.swap_step is not None:
             _check(r.swap_step <= self.train.steps, f"reg.swap_step={r.swap_step} is after the last step (train.steps={self.train.steps}); use at most {self.train.steps}")
-            if bs is not None and n_train is not None:
+            if isinstance(self.train.batch_size, int) and n_train is not None:  # `auto` trains full batch on a smaller subset
                 k = max(1, min(n_train, round(r.swap_train_frac * n_train)))  # train/interventions.py swapped_size
                 _check(bs <= k, f"train.batch_size={bs} is larger than the training set after the swap (reg.swap_train_frac={r.swap_train_frac} "
                                 f"of {n_train} = {k}); use at most {k}, or None for full batch")

@@ -338,7 +338,7 @@ class Run:
         from groklab.tasks import build_dataset
 
         data = build_dataset(self.config.task)
-        model = build_model(self.config.model, data.n_elements, data.n_classes, data.d_input)
+        model = build_model(self.config.model, data.n_elements, data.n_classes, data.d_input, data.n_inputs)
         weights = self.state_dict(step)
         # the float dtype of the weights (BatchNorm's step counter is an integer buffer)
         model.to(next(v.dtype for v in weights.values() if v.is_floating_point())).load_state_dict(weights)

@@ -17,13 +17,14 @@ from groklab.models.toy import ToyModel
 from groklab.models.transformer import Transformer
 
 
-def build_model(cfg: ModelConfig, n_elements: int, n_classes: int, d_input: int | None = None) -> nn.Module:
+def build_model(cfg: ModelConfig, n_elements: int, n_classes: int, d_input: int | None = None, n_inputs: int = 2) -> nn.Module:
     """The model a config describes, initialized in this order (models/init.py): the model's own draw,
     `cfg.init_std` for every weight matrix, `cfg.init_overrides` per role, then every parameter multiplied by
     `cfg.init_scale` (α).
 
     `d_input` is the dimension of vector inputs (parity, images, teacher, custom vectors), None for operand
-    pairs; vector inputs take the plain MLP (`DenseMLP`). Initialization draws from the global torch RNG:
+    pairs; vector inputs take the plain MLP (`DenseMLP`). `n_inputs` is the number of tokens per example of
+    integer inputs (2 for operand pairs; token sequences of other lengths need the transformer). Initialization draws from the global torch RNG:
     seed it first (the training loop does).
     """
     if d_input is not None:
@@ -32,6 +33,8 @@ def build_model(cfg: ModelConfig, n_elements: int, n_classes: int, d_input: int 
         if cfg.batchnorm:
             raise ConfigError("model.batchnorm=True is not available for vector inputs (the MLP on parity, images, teacher); use False")
         model: nn.Module = DenseMLP(d_input, n_classes, width=cfg.width, depth=cfg.depth, act=cfg.act, bias=cfg.bias, dropout=cfg.dropout)
+    elif n_inputs != 2 and cfg.arch != "transformer":
+        raise ConfigError(f"model.arch={cfg.arch!r} reads operand pairs, but this task gives sequences of {n_inputs} tokens; use model.arch='transformer'")
     elif cfg.arch == "toy":
         if cfg.batchnorm:
             raise ConfigError("model.batchnorm=True is not available for model.arch='toy'; use False")
@@ -42,6 +45,7 @@ def build_model(cfg: ModelConfig, n_elements: int, n_classes: int, d_input: int 
         model = Transformer(
             n_elements, n_classes, n_layers=cfg.n_layers, d_model=cfg.d_model, n_heads=cfg.n_heads,
             d_mlp=cfg.d_mlp, layernorm=cfg.layernorm, dropout=cfg.dropout, act=cfg.act, op_token=cfg.op_token,
+            n_inputs=n_inputs,
         )
     else:
         model = MLP(

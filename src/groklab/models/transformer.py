@@ -120,11 +120,13 @@ class Transformer(nn.Module):
         dropout: float = 0.0,
         act: str = "relu",
         op_token: bool = True,
+        n_inputs: int = 2,
     ):
         super().__init__()
-        self.n_elements, self.op_token = n_elements, op_token
-        # Tokens: the elements 0..m-1, then `op` = m and `=` = m+1.
-        self.n_ctx = 4 if op_token else 3
+        self.n_elements, self.op_token, self.n_inputs = n_elements, op_token, n_inputs
+        # Tokens: the elements 0..m-1, then `op` = m and `=` = m+1. Inputs of n_inputs ≠ 2 tokens (a task's
+        # token sequences, e.g. knowledge facts) are read as they are, followed by `=`.
+        self.n_ctx = (4 if op_token else 3) if n_inputs == 2 else n_inputs + 1
         self.W_E = nn.Parameter(torch.empty(n_elements + 2, d_model))
         self.W_pos = nn.Parameter(torch.empty(self.n_ctx, d_model))
         self.blocks = nn.ModuleList(Block(d_model, n_heads, d_mlp, layernorm, dropout, act) for _ in range(n_layers))
@@ -152,7 +154,7 @@ class Transformer(nn.Module):
         B = pairs.shape[0]
         op = torch.full((B, 1), m, dtype=pairs.dtype, device=pairs.device)
         eq = op + 1
-        parts = [pairs[:, :1], op, pairs[:, 1:], eq] if self.op_token else [pairs, eq]
+        parts = [pairs[:, :1], op, pairs[:, 1:], eq] if self.op_token and self.n_inputs == 2 else [pairs, eq]
         return torch.cat(parts, dim=1)
 
     def forward(self, pairs: torch.Tensor) -> torch.Tensor:

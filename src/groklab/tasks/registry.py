@@ -46,6 +46,11 @@ TASKS: dict[str, TaskInfo] = {
             "d_in, d_out, teacher_width, teacher_depth, train_size, val_size, tol, seed",
         ),
         TaskInfo(
+            "knowledge", "two-hop composition (h, r1, r2) -> t over a random knowledge graph; ID and OOD test splits",
+            "Wang et al. 2024, grokked transformers are implicit reasoners (arXiv 2405.15071)",
+            "n_entities, n_relations, out_degree, phi, ood_frac, id_test_frac, val_size (each test split), seed",
+        ),
+        TaskInfo(
             "custom", "your own tensors from a .safetensors or .npz file (see docs/tasks.md)",
             "-", "path, sha256, labels, tol, train_frac (when the file has no split), corrupt_frac, seed",
         ),
@@ -70,6 +75,8 @@ def describe(task) -> str:
         what = f"{task.images}, {task.train_size} training images"
     elif g == "teacher":
         what = f"teacher–student, d_in {task.d_in}, {task.train_size} training samples"
+    elif g == "knowledge":
+        what = f"knowledge composition, {task.n_entities} entities, {task.n_relations} relations, φ = {task.phi}"
     else:
         what = f"custom data {task.path}"
     if task.corrupt_frac:

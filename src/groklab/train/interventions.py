@@ -224,7 +224,7 @@ class SwapTrainSet(Intervention):
 
     name = "swap_train"
 
-    def __init__(self, swap_step: int, frac: float, seed: int, batch_size: int | None = None, chunk: int = 16384):
+    def __init__(self, swap_step: int, frac: float, seed: int, batch_size: int | str | None = None, chunk: int = 16384):
         self.swap_step, self.frac, self.seed, self.batch_size, self.chunk = swap_step, frac, seed, batch_size, chunk
         self.kept = None  # the data set from swap_step on
         self.dropped: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -235,7 +235,9 @@ class SwapTrainSet(Intervention):
 
         n = data.n_train
         k = swapped_size(n, self.frac)
-        if self.batch_size is not None and self.batch_size > k:  # a custom task's size is known only now
+        # A custom task's size is known only now. With batch_size `auto` (resolved from the full set) a batch
+        # larger than the subset draws the whole subset: full batch on it.
+        if isinstance(self.batch_size, int) and self.batch_size > k:
             raise ConfigError(
                 f"train.batch_size={self.batch_size} is larger than the training set after the swap (reg.swap_train_frac="
                 f"{self.frac} of {n} = {k}); use at most {k}, or None for full batch"

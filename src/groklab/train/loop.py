@@ -240,7 +240,7 @@ def run(
     # Seed everything that draws randomness: init and dropout use the global generator, batches their own.
     torch.manual_seed(tc.seed)
     data = build_dataset(cfg.task).to(device, dtype)
-    model = build_model(cfg.model, data.n_elements, data.n_classes, data.d_input).to(device=device, dtype=dtype)
+    model = build_model(cfg.model, data.n_elements, data.n_classes, data.d_input, data.n_inputs).to(device=device, dtype=dtype)
     optimizer = build_optimizer(model, cfg.optim)
     interventions = build_interventions(cfg, model)
     batch_gen = torch.Generator().manual_seed(tc.seed + 1_000_003)
