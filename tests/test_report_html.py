@@ -33,7 +33,7 @@ def test_report_is_self_contained_and_has_the_key_numbers(tmp_path):
     assert "<script" not in page
     assert page.count('src="data:image/png;base64,') >= 1
     s = result.summary
-    assert f'data-key="val acc ≥ 99% at step">{s["val_acc_99_step"] if s["val_acc_99_step"] is not None else "never"}<' in page
+    assert f'data-key="val acc ≥ 99% at step">{s["val_acc_99_step"] if s["val_acc_99_step"] is not None else "&gt; " + str(s["stopped_step"])}<' in page
     assert "task.corrupt_frac" in page and "x+y mod 11" in page
     assert s["versions"]["torch"] in page
 

@@ -295,7 +295,8 @@ def table(sweep_dir: tyro.conf.Positional[str], quiet: bool = False) -> None:
     figures = sweep_figures(sweep_dir, df)
     if quiet:
         return
-    cols = [c for c in ["id", "status", *df.columns[2:8], "train_acc_99_step", "val_acc_99_step", "final.val_acc"] if c in df.columns]
+    # the *_acc_99 text columns: a step, "> N" when the run ended without crossing (censored), or "diverged at N"
+    cols = [c for c in ["id", "status", *df.columns[2:8], "train_acc_99", "val_acc_99", "final.val_acc"] if c in df.columns]
     print(df[list(dict.fromkeys(cols))].to_string(index=False, max_rows=40))
     print(f"table: {Path(sweep_dir) / 'table.csv'} ({len(df)} runs, {int((df['status'] == 'done').sum())} done)")
     for f in figures:

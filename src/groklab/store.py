@@ -188,6 +188,25 @@ def _clean(row: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
 
+def censored_text(step: int | None, stop_reason: str | None, stopped_step: int | None) -> tuple[bool | None, str]:
+    """(censored, text) for a steps-to-99% value: (False, "1234") when it crossed; (True, "> N") when the run
+    ended at step N without crossing; (True, "diverged at N") when its loss diverged first; (None, "") while
+    the run is unfinished."""
+    if stop_reason is None:
+        return None, ""
+    if step is not None:
+        return False, str(int(step))
+    return True, f"diverged at {stopped_step}" if stop_reason == "diverged" else f"> {stopped_step}"
+
+
+def crossing_text(summary: dict | None, key: str) -> str:
+    """summary.json's `{key}_acc_99_step` for people: "1234", "> N" (censored), "diverged at N", or "unfinished"."""
+    if summary is None:
+        return "unfinished"
+    return censored_text(summary.get(f"{key}_acc_99_step"), summary.get("stop_reason", "budget"),
+                         summary.get("stopped_step", summary.get("steps")))[1]
+
+
 # --- the run directory -----------------------------------------------------------------------------
 @dataclass
 class RunDir:

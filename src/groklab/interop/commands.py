@@ -51,7 +51,7 @@ def ls(directory: tyro.conf.Positional[str] = ".", out: Optional[str] = None) ->
             if col == "final_val_acc" and isinstance(v, float) and not math.isnan(v):
                 cells.append(f"{100 * v:.1f}%")
             elif col in ("train_acc_99_step", "val_acc_99_step") and rec["finished"] and (v is None or v != v):
-                cells.append("never")
+                cells.append(f"> {_fmt(rec['last_step'])}")  # censored: not within the steps the run trained
             else:
                 cells.append(_fmt(v))
         table.add_row(*cells)

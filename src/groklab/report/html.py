@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from groklab.errors import RunDirError
-from groklab.store import atomic_write_text
+from groklab.store import atomic_write_text, crossing_text
 
 MAX_TABLE_ROWS = 60
 
@@ -149,8 +149,8 @@ def run_report(run_dir: Path) -> str:
         plot_curves(r.rows, curves, crossings={"train 99%": s.get("train_acc_99_step"), "val 99%": s.get("val_acc_99_step")})
     final = s.get("final") or (r.rows[-1] if r.rows else {})
     cards = [
-        ("train acc ≥ 99% at step", s.get("train_acc_99_step", "never") if s else "unfinished"),
-        ("val acc ≥ 99% at step", s.get("val_acc_99_step", "never") if s else "unfinished"),
+        ("train acc ≥ 99% at step", crossing_text(r.summary, "train")),  # "> N": not within the run's N steps
+        ("val acc ≥ 99% at step", crossing_text(r.summary, "val")),
         ("final train acc", final.get("train_acc")),
         ("final val acc", final.get("val_acc")),
         ("steps", cfg.train.steps),

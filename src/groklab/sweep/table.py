@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from groklab.store import atomic_write_text, load_run
+from groklab.store import atomic_write_text, censored_text, load_run
 from groklab.sweep.layout import SweepDir
 
 
@@ -18,17 +18,6 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
         else:
             out[prefix + k] = v
     return out
-
-
-def censored_text(step: int | None, stop_reason: str | None, stopped_step: int | None) -> tuple[bool | None, str]:
-    """(censored, text) for a steps-to-99% value: (False, "1234") when it crossed; (True, "> N") when the run
-    ended at step N without crossing; (True, "diverged at N") when its loss diverged first; (None, "") while
-    the run is unfinished."""
-    if stop_reason is None:
-        return None, ""
-    if step is not None:
-        return False, str(int(step))
-    return True, f"diverged at {stopped_step}" if stop_reason == "diverged" else f"> {stopped_step}"
 
 
 def sweep_table(path: str | os.PathLike, write: bool = True):
