@@ -208,3 +208,26 @@ def test_errors_name_the_value():
         prune(hand_built(), [99])
     with pytest.raises(Exception, match="x\\*y"):
         split_logits(torch.zeros(P, P, P), [1], op="x*y")
+
+
+@pytest.mark.parametrize("p", [7, 59, 97, 113])
+def test_ipr_of_a_constant_is_zero_not_its_round_off(p):
+    """The DFT of a constant has only f = 0; its other coefficients are round-off (~1e-32 of the power), whose
+    IPR used to come out 0.05–0.08. The public `ipr` calls that zero, as documented."""
+    for c in (0.3, -2.5, 1e-6, 1e6):
+        for dtype in (torch.float32, torch.float64):
+            assert ipr(power_spectrum(torch.full((p,), c, dtype=dtype))).item() == 0.0
+    # a column of constants among real vectors: only that one is zero
+    v = torch.stack([torch.full((p,), 0.7), torch.cos(2 * math.pi * 2 * torch.arange(p) / p)], 1)
+    r = ipr(power_spectrum(v, dim=0), dim=0)
+    assert r[0].item() == 0.0 and r[1].item() == pytest.approx(1.0)
+
+
+def test_ipr_pure_frequency_is_one_and_a_tiny_real_component_still_counts():
+    p = 97
+    n = torch.arange(p, dtype=torch.float64)
+    for f in (1, 13, 48):
+        assert ipr(power_spectrum(3.0 * torch.cos(2 * math.pi * f * n / p + 0.4) + 5.0)).item() == pytest.approx(1.0)
+    # a periodic part 1e-6 of the constant (power ratio 1e-12 ≫ round-off) is real, not round-off
+    v = 1.0 + 1e-6 * torch.cos(2 * math.pi * 5 * n / p)
+    assert ipr(power_spectrum(v)).item() == pytest.approx(1.0)

@@ -38,10 +38,14 @@ def power2022(op: str = "x/y", p: int = 97, train_frac: float = 0.5, steps: int 
 
 def nanda2023(p: int = 113, train_frac: float = 0.3, steps: int = 40_000, out: str | None = None) -> RunConfig:
     """Nanda et al. (2023): 1-layer transformer, no LayerNorm, tokens (a, b, =), d_model 128, 4 heads,
-    d_mlp 512, ReLU; full-batch AdamW lr 1e-3, weight decay 1, β = (0.9, 0.98)."""
+    d_mlp 512, ReLU; full-batch AdamW lr 1e-3, weight decay 1, β = (0.9, 0.98). Initialization as the
+    authors' code: every matrix N(0, 1/d_model) (W_E, W_pos, W_Q, W_K, W_V, W_O, W_in, and W_out, which
+    groklab would otherwise draw N(0, 1/d_mlp)), W_U N(0, 1/d_vocab) with d_vocab = p + 1
+    (`model.init_overrides`); biases zero (the authors' attention and unembedding have none)."""
     return RunConfig(
         task=TaskConfig(op="x+y", p=p, train_frac=train_frac),
-        model=ModelConfig(arch="transformer", n_layers=1, d_model=128, n_heads=4, d_mlp=512, layernorm=False, op_token=False),
+        model=ModelConfig(arch="transformer", n_layers=1, d_model=128, n_heads=4, d_mlp=512, layernorm=False, op_token=False,
+                          init_overrides=[f"W_out={128 ** -0.5:.6g}", f"W_U={(p + 1) ** -0.5:.6g}"]),
         optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=1.0, beta1=0.9, beta2=0.98, warmup_steps=10),
         train=TrainConfig(steps=steps, batch_size=None),
         out=out,

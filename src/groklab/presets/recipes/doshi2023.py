@@ -3,7 +3,10 @@ corrupted algorithmic datasets" (arXiv 2310.13061).
 
 Paper's setup (`full`): x+y mod 97, half the table for training, a fraction ξ of the training labels
 replaced by a random wrong label; a two-layer MLP on one-hot(x) ⊕ one-hot(y), width 500, quadratic
-activation, no biases, MSE on one-hot targets, full-batch AdamW lr 1e-2, weight decay swept. Phases over
+activation, no biases, MSE on one-hot targets averaged over classes and samples (PyTorch's MSELoss in the
+authors' code: `train.loss_reduction=mean`), both weight matrices drawn N(0, σ²) with the authors'
+σ = 0.5/(2N)^(1/3) (0.05 at width N = 500, 0.0625 at quick's 256: `model.init_std`), full-batch AdamW lr
+1e-2, β = (0.9, 0.98), weight decay swept. Phases over
 (ξ, weight decay), decided here from the final accuracies: *coexistence* (val ≥ 90% and ≥ 90% of the
 corrupted labels memorized), *partial inversion* (val ≥ 90%, some corrupted labels memorized), *full
 inversion* (val ≥ 90%, ≤ 10% of the corrupted labels memorized: the network "unlearns" them),
@@ -51,7 +54,9 @@ def recipe(ctx: Context) -> None:
         base = presets.doshi2023(steps=10_000)
         xis, wds = [0.0, 0.1, 0.2, 0.3, 0.4], [0.0, 0.3, 1.0, 3.0, 10.0]
     else:
-        base = presets.doshi2023(p=ctx.pick(quick=59, smoke=23), steps=ctx.pick(quick=2000, smoke=40)).replace(**{"model.width": ctx.pick(quick=256, smoke=32)})
+        width = ctx.pick(quick=256, smoke=32)  # the authors' init std 0.5/(2N)^(1/3) follows the width (0.05 at N = 500)
+        base = presets.doshi2023(p=ctx.pick(quick=59, smoke=23), steps=ctx.pick(quick=2000, smoke=40)).replace(
+            **{"model.width": width, "model.init_std": 0.5 / (2 * width) ** (1 / 3)})
         xis, wds = [0.1, 0.2], [0.0, 1.0, 10.0]
     base = base.replace(**{"train.eval_points": ctx.pick(full=100, quick=40, smoke=8), "train.checkpoint_points": ctx.pick(full=20, quick=8, smoke=3)})
     df = ctx.sweep(base, {"task.corrupt_frac": xis, "optim.weight_decay": wds}, seeds=1, name="phase")
