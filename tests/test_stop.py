@@ -227,3 +227,18 @@ def test_censored_runs_draw(tmp_path):
     assert plot_phase_diagram(df, "f", "g", tmp_path / "p.png").stat().st_size > 5000
     old = df.drop(columns=["stopped_step", "stop_reason"])  # a table written before early stopping
     assert plot_steps_vs_field(old, "f", tmp_path / "o.png").stat().st_size > 5000
+
+
+def test_misspelt_metric_is_refused_before_the_run_directory_exists(tmp_path):
+    with pytest.raises(ConfigError, match="'val_accuracy'.*val_acc"):
+        run(tiny(tmp_path / "r", steps=5, stop_when="val_accuracy>=0.99"))
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.integration
+def test_condition_on_a_task_metric_leaves_the_run_unchanged_until_it_stops():
+    ref = run(tiny(steps=20))
+    res = run(tiny(steps=20, stop_when="train_collapse_frac>=0", stop_patience=9))  # holds from step 0
+    assert res.summary["stop_reason"] == "condition" and res.summary["stopped_step"] == 9
+    # the dry evaluation that checked the name drew no random numbers: the rows match the plain run
+    assert strip_time(res.rows[:-1]) == strip_time([r for r in ref.rows if r["step"] < 9])

@@ -30,7 +30,7 @@ from groklab.tasks import Dataset, build_dataset
 from groklab.train.hooks import build_interventions
 from groklab.train.optim import build_optimizer, collapse_counts, loss_fn, loss_spec, lr_at
 from groklab.train.schedule import eval_steps, log_spaced_steps
-from groklab.train.stop import StopRule
+from groklab.train.stop import STANDARD_METRICS, StopRule
 
 ACC_THRESHOLD = 0.99
 
@@ -251,6 +251,15 @@ def run(
     batch = tc.resolved_batch_size(n_train)  # `auto` becomes min(512, ⌈n_train/2⌉) here, where n_train is known
     if batch is not None and batch > n_train:  # a custom task's size is known only now, with its file read
         raise ConfigError(f"train.batch_size={batch} is larger than the training set ({n_train} samples from task.path={cfg.task.path!r}); use at most {n_train}, or None for full batch")
+    cond = stop_rule.condition
+    if cond is not None and not resume and cond.metric not in STANDARD_METRICS:
+        # A task's or an intervention's metric: check the name on a dry evaluation (generators untouched), so a
+        # misspelt train.stop_when is refused before the run directory exists.
+        with torch.random.fork_rng(devices=[]):
+            names = {"step", "weight_norm", "last_layer_norm", "lr", "elapsed_s", *evaluate(model, data, tc.loss, tc.eval_batch_size)}
+            for h in interventions:
+                names.update(h.metrics(model))
+        stop_rule.check_names(names)
     if store is not None and not resume:
         # Only now, with the data read and every check passed, so a bad config leaves no half-made directory.
         try:

@@ -98,13 +98,7 @@ class StopRule:
         if self.condition is None:
             return None
         if not self._checked_names:
-            self._checked_names = True
-            if self.condition.metric not in row:
-                names = ", ".join(sorted(k for k in row if k != "step"))
-                raise ConfigError(
-                    f"train.stop_when={str(self.condition)!r} names the metric {self.condition.metric!r}, which this run does not log; "
-                    f"its metrics are: {names}"
-                )
+            self.check_names(row)
         if self.condition.holds(row):
             if self.since is None:
                 self.since = step
@@ -113,6 +107,16 @@ class StopRule:
         else:
             self.since = None
         return None
+
+    def check_names(self, names) -> None:
+        """Refuse a condition on a metric that is not among `names` (the keys of an evaluation row)."""
+        self._checked_names = True
+        if self.condition is not None and self.condition.metric not in names:
+            known = ", ".join(sorted(k for k in names if k != "step"))
+            raise ConfigError(
+                f"train.stop_when={str(self.condition)!r} names the metric {self.condition.metric!r}, which this run does not log; "
+                f"its metrics are: {known}"
+            )
 
     def check_loss(self, step: int, loss_value: float) -> str | None:
         if self.reason is None and not math.isfinite(loss_value):
