@@ -313,16 +313,18 @@ def reproduce(
     workers: Optional[int] = None,
     device: Literal["cpu", "cuda", "auto"] = "cpu",
     quiet: bool = False,
+    rerun: bool = False,
 ) -> None:
     """Reproduce a paper's setup: train its runs and sweeps, run the analyses, draw one figure per question,
     check the paper's qualitative result (OUT/checks.json) and write OUT/report/index.html. --scale quick:
     minutes on 2 CPU cores; full: the paper's sizes; smoke: seconds (tests the machinery only). OUT
-    defaults to runs/reproduce/PRESET-SCALE; re-running reuses finished runs."""
+    defaults to runs/reproduce/PRESET-SCALE; re-running reuses finished runs whose config is unchanged (a
+    changed one is an error naming the fields; --rerun moves it to OUT/replaced/ and trains it again)."""
     import json
 
     from groklab.presets.recipes import reproduce as run_recipe
 
-    d = run_recipe(preset, scale, out, workers=workers, device=device, log=None if quiet else print)
+    d = run_recipe(preset, scale, out, workers=workers, device=device, log=None if quiet else print, rerun=rerun)
     checks = json.loads((d / "checks.json").read_text())
     failed = [k for k, c in checks.items() if not c["passed"]]
     if failed and scale != "smoke":

@@ -37,6 +37,7 @@ figcaption{font-size:.85rem;color:#555}
 details summary{cursor:pointer;color:#333}
 h3{font-size:1rem;margin:1.4rem 0 .3rem}
 tr.pass td:first-child{color:#1a7f37;font-weight:600} tr.fail td:first-child{color:#cf222e;font-weight:600}
+.warn{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem;border-radius:6px}
 pre.doc{white-space:pre-wrap;background:#f7f7f9;border:1px solid #eee;padding:.8rem;font-size:.85rem}
 """
 
@@ -221,9 +222,13 @@ def preset_report(d: Path) -> str:
             tables.append(f"<h3>{_e(t.get('title') or csv_path.stem)}</h3>" + _table(_read_csv(csv_path)))
     notes = "".join(f"<li>{_e(n)}</li>" for n in meta.get("notes") or [])
     runs = "".join(f"<li><code>{_e(r)}</code></li>" for r in (meta.get("runs") or []) + (meta.get("sweeps") or []))
+    # smoke scale only tests the machinery: its runs are far too small and short to show any paper's result
+    smoke = ('<p class="warn">This is the <b>smoke</b> scale: seconds of training that test the machinery only. '
+             "Its checks are not expected to pass; run <code>--scale quick</code> or <code>full</code> for the paper's result.</p>"
+             if meta.get("scale") == "smoke" else "")
     sections = [
-        "<h2>Result</h2>" + _cards(cards),
-        "<h2>Checks of the paper's qualitative result</h2>" + (_check_rows(checks) if checks else "<p>(no checks)</p>"),
+        smoke + "<h2>Result</h2>" + _cards(cards),
+        "<h2>Checks of the paper's qualitative result</h2>" + smoke + (_check_rows(checks) if checks else "<p>(no checks)</p>"),
         "<h2>Figures</h2>" + "".join(figs) if figs else "",
         "<h2>Tables</h2>" + "".join(tables) if tables else "",
         "<h2>Notes</h2><ul>" + notes + "</ul>" if notes else "",

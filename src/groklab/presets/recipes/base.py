@@ -16,7 +16,11 @@ own. The preset directory it fills::
       report/index.html  the self-contained page (`groklab report OUT` rebuilds it)
 
 Re-running a preset into the same directory reuses every finished run and sweep point and resumes
-unfinished ones, so an interrupted `reproduce` loses little.
+unfinished ones, so an interrupted `reproduce` loses little. A run or sweep is reused only when its saved
+config is the one the recipe would train now (every field but `out` and the thread count; `train.device`
+included): otherwise `reproduce` stops with a one-line error naming the changed fields, and `rerun=True`
+(`groklab reproduce --rerun`) moves the old run or sweep into OUT/replaced/<UTC time>/ (nothing is deleted)
+and trains it again.
 """
 
 from __future__ import annotations
@@ -41,6 +45,29 @@ SCALES = ("quick", "full", "smoke")
 `smoke`: seconds, for tests of the machinery (its checks are not expected to pass)."""
 
 PRESET_JSON, CHECKS_JSON = "preset.json", "checks.json"
+
+SAME_RUN_FREE = frozenset({"out", "format_version", "train.threads", "train.loggers", "train.resume_every_s"})
+"""Config fields a reused run may differ in: where it is written, the thread count and where progress is
+logged change neither what it trains nor what it measures."""
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_changes(old: dict, new: dict) -> list[str]:
+    """Fields of a saved config (a config.json's dict) that `new` would change, as "field old → new"; both
+    read through `RunConfig.from_dict`, so a field added to groklab since (with its default) is no change."""
+    a = _flat(RunConfig.from_dict(dict(old)).to_dict())
+    b = _flat(RunConfig.from_dict(dict(new)).to_dict())
+    return [f"{k} {json.dumps(a.get(k), default=str)} → {json.dumps(b.get(k), default=str)}"
+            for k in sorted(a.keys() | b.keys()) if k not in SAME_RUN_FREE and a.get(k) != b.get(k)]
 
 
 @dataclass
@@ -71,11 +98,31 @@ def _json_safe(x: Any) -> Any:
     return str(x)
 
 
+def _sweep_changes(path: Path, base: RunConfig, grid: dict[str, Any], seeds: Any, seed_fields: tuple[str, ...]) -> list[str]:
+    """How the sweep saved at `path` differs from the one `base`, `grid` and `seeds` make (empty: the same
+    points, by the names `groklab.sweep` gives configs)."""
+    from groklab.sweep.spec import SweepSpec
+
+    saved = json.loads((path / "sweep.json").read_text())
+    old = SweepSpec.from_dict(saved)
+    new = SweepSpec.build(base, grid, seeds, seed_fields=seed_fields)
+    if [p[0] for p in old.points()] == [p[0] for p in new.points()]:
+        return []
+    changes = config_changes(old.base.to_dict(), new.base.to_dict())
+    if old.grid != new.grid:
+        changes.append(f"grid {json.dumps(old.grid, default=str)} → {json.dumps(new.grid, default=str)}")
+    if old.seeds != new.seeds:
+        changes.append(f"seeds {json.dumps(old.seeds, default=str)} → {json.dumps(new.seeds, default=str)}")
+    return changes or ["the sweep's points"]
+
+
 class Context:
     """The preset directory being filled, and the only way a recipe trains, draws and records."""
 
-    def __init__(self, out: Path, scale: str, log: Callable[[str], None], workers: int | None = None, device: str = "cpu"):
-        self.out, self.scale, self.log, self.workers, self.device = out, scale, log, workers, device
+    def __init__(self, out: Path, scale: str, log: Callable[[str], None], workers: int | None = None, device: str = "cpu",
+                 rerun: bool = False):
+        self.out, self.scale, self.log, self.workers, self.device, self.rerun = out, scale, log, workers, device, rerun
+        self._stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         self.numbers: dict[str, Any] = {}
         self.checks: dict[str, dict] = {}
         self.figures: list[dict] = []
@@ -91,6 +138,21 @@ class Context:
         return by_scale[self.scale]
 
     # --- training ---------------------------------------------------------------------------------------
+    def _reuse_or_replace(self, path: Path, changes: list[str], what: str) -> None:
+        """An existing run or sweep at `path` whose config differs (`changes`): refuse, or with `rerun` move it
+        into OUT/replaced/<UTC time>/ so that it trains again."""
+        if not changes:
+            return
+        rel = path.relative_to(self.out)
+        shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
+        if not self.rerun:
+            raise ConfigError(f"{what} {str(path)!r} was trained with a different config ({shown}); pass --rerun "
+                              f"(reproduce(..., rerun=True)) to train it again, or choose another --out")
+        aside = self.out / "replaced" / self._stamp / rel
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(aside)
+        self.log(f"  {rel}: config changed ({shown}); the old {what} moved to {aside}")
+
     def run(self, cfg: RunConfig, name: str, threads: int | None = 1):
         """Train `cfg` into runs/<name> with `groklab.run`; a finished run there is loaded, not retrained,
         and an unfinished one is resumed. Returns the `groklab.store.Run` read back. One thread by default:
@@ -103,6 +165,8 @@ class Context:
         if threads is not None:
             updates["train.threads"] = threads
         cfg = cfg.replace(**updates)
+        if (path / "config.json").is_file():
+            self._reuse_or_replace(path, config_changes(json.loads((path / "config.json").read_text()), cfg.to_dict()), "run")
         if (path / "summary.json").is_file():
             self.log(f"  {name}: finished earlier, reusing {path}")
         elif (path / "config.json").is_file():
@@ -126,6 +190,8 @@ class Context:
         path = self.out / "sweeps" / name
         t0 = time.perf_counter()
         base = base.replace(**{"out": None, "train.device": self.device})
+        if (path / "sweep.json").is_file():
+            self._reuse_or_replace(path, _sweep_changes(path, base, grid, seeds, seed_fields or DEFAULT_SEED_FIELDS), "sweep")
         res = sweep(base, grid, seeds, out=path, resume=(path / "sweep.json").is_file(), workers=self.workers,
                     seed_fields=seed_fields or DEFAULT_SEED_FIELDS, progress=False)
         if not res.complete:
@@ -172,9 +238,11 @@ def fmt_step(step: Any) -> str:
 
 
 def reproduce(name: str, scale: str = "quick", out: str | os.PathLike | None = None, *, workers: int | None = None,
-              device: str = "cpu", report: bool = True, log: Callable[[str], None] | None = print) -> Path:
+              device: str = "cpu", report: bool = True, log: Callable[[str], None] | None = print, rerun: bool = False) -> Path:
     """Run the recipe `name` at `scale` into `out` (default `runs/reproduce/<name>-<scale>`), write
-    preset.json, checks.json and (with `report`) report/index.html; return the preset directory."""
+    preset.json, checks.json and (with `report`) report/index.html; return the preset directory. Runs and
+    sweeps already there are reused when their config is the one the recipe trains now; a changed one is a
+    ConfigError naming the fields, or with `rerun` is set aside under OUT/replaced/ and trained again."""
     from groklab import __version__
     from groklab.presets.recipes import RECIPES
 
@@ -193,7 +261,7 @@ def reproduce(name: str, scale: str = "quick", out: str | os.PathLike | None = N
     d.mkdir(parents=True, exist_ok=True)
     say = log or (lambda s: None)
     say(f"reproduce {name} ({recipe.title}), scale {scale}, into {d}")
-    ctx = Context(d, scale, say, workers=workers, device=device)
+    ctx = Context(d, scale, say, workers=workers, device=device, rerun=rerun)
     t0 = time.perf_counter()
     recipe.fn(ctx)
     wall = time.perf_counter() - t0

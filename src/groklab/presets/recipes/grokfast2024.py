@@ -25,12 +25,14 @@ set; on the transformer shrunk to width 64 and p = 31 the filters were ahead (va
 
 Expected qualitative result: all three runs fit the training set and then generalize (the baseline
 clearly later than it fits); both filters reach 99% validation accuracy in clearly fewer steps than the
-baseline on every seed (about 2× with EMA and 2.5× with MA in `quick`; the paper's 50× is for the
-transformer without weight decay, whose baseline groks much later).
+baseline on every seed (at least 1.5× sooner; the paper's 50× is for the transformer without weight decay,
+whose baseline groks much later).
 
-Measured wall time (2 CPU cores shared with other jobs): quick about 0.6 min (37 s lightly loaded); full is
-an estimate from the step rate benchmarks/throughput.py measures for the full-size transformer (about 70 ms a
-step on 2 cores, the MA filter a little more): 6 runs of 10⁵ steps ≈ 12 hours on 2 cores.
+Wall time (the report gives this run's): quick about a minute on 2 CPU cores; full is an upper bound from the
+step rate benchmarks/throughput.py measures for the full-size transformer (about 70 ms a step on 2 cores, the
+MA filter a little more): 6 runs of at most 10⁵ steps ≤ 12 hours on 2 cores. In `full` a run stops 5000 steps
+after its validation accuracy reaches 99% (`train.stop_when`; the speed-up needs only that step), so the
+filtered runs (≈ 10³ steps to grok in the paper) end early and the baseline (≈ 4·10⁴) near half its budget.
 """
 
 from __future__ import annotations
@@ -47,8 +49,11 @@ def base_config(ctx: Context):
 
     if ctx.scale == "full":
         cfg = presets.power2022(op="x*y", p=97, train_frac=0.5, steps=100_000)
+        # the speed-up needs only the steps to 99% validation accuracy: stop 5000 steps after it holds (the
+        # curves keep the plateau); a run that never gets there trains its whole budget
         return cfg.replace(**{"optim.name": "adam", "optim.weight_decay": 0.0, "train.batch_size": 512,
-                              "train.eval_points": 200, "train.checkpoint_points": 10})
+                              "train.eval_points": 200, "train.checkpoint_points": 10,
+                              "train.stop_when": "val_acc>=0.99", "train.stop_patience": 5000})
     p, width, steps = ctx.pick(quick=(47, 128, 4000), smoke=(11, 16, 40))
     cfg = presets.demo(out=None, steps=steps)
     return cfg.replace(**{"task.op": "x*y", "task.p": p, "model.width": width, "train.loss": "mse", "optim.name": "adam",
@@ -115,17 +120,30 @@ def recipe(ctx: Context) -> None:
     base_rows = [r for r in rows if r["key"] == "none"]
     for k in ARMS:
         ctx.number(f"{ARMS[k]}: val 99% steps per seed", [fmt_step(at[(k, s)]["val 99% step"]) for s in range(seeds)])
-    late = [r for r in base_rows if r["val 99% step"] is not None and r["train 99% step"] is not None and r["val 99% step"] >= 2 * max(r["train 99% step"], 1)]
-    ctx.check("the baseline groks: validation 99% well after training 99%", len(late) == len(base_rows),
-              "; ".join(f"seed {r['seed']}: train 99% at {fmt_step(r['train 99% step'])}, val 99% at {fmt_step(r['val 99% step'])}" for r in base_rows))
+    ctx.check("the baseline groks: validation 99% well after training 99%", *check_baseline_groks(base_rows))
     for k in ("ema", "ma"):
         mine = [r for r in rows if r["key"] == k]
-        ups = [r["speed-up vs baseline"] for r in mine]
-        ctx.number(f"{ARMS[k]}: speed-up per seed", ups)
-        ctx.check(f"{ARMS[k].split(' (')[0]} reaches 99% validation accuracy ≥ 1.5× sooner on every seed",
-                  all(u is not None and u >= 1.5 for u in ups),
-                  "; ".join(f"seed {r['seed']}: {fmt_step(r['val 99% step'])} vs {fmt_step(at[('none', r['seed'])]['val 99% step'])} steps "
-                            f"({_times(r['speed-up vs baseline'])})" for r in mine))
+        ctx.number(f"{ARMS[k]}: speed-up per seed", [r["speed-up vs baseline"] for r in mine])
+        ctx.check(f"{ARMS[k].split(' (')[0]} reaches 99% validation accuracy ≥ 1.5× sooner on every seed", *check_speedup(mine, at))
 
+
+# --- checks: pure functions of the per-run rows (tests/test_preset_controls.py) -----------------------------
+
+def check_baseline_groks(base_rows: list[dict]) -> tuple[bool, str]:
+    """Every baseline seed reaches 99% validation accuracy at least twice as late as 99% training accuracy."""
+    late = [r for r in base_rows if r["val 99% step"] is not None and r["train 99% step"] is not None
+            and r["val 99% step"] >= 2 * max(r["train 99% step"], 1)]
+    return (bool(base_rows) and len(late) == len(base_rows),
+            "; ".join(f"seed {r['seed']}: train 99% at {fmt_step(r['train 99% step'])}, val 99% at {fmt_step(r['val 99% step'])}"
+                      for r in base_rows) or "no runs")
+
+
+def check_speedup(mine: list[dict], at: dict) -> tuple[bool, str]:
+    """The filter's run reaches 99% validation accuracy at least 1.5× sooner than the baseline of the same seed
+    (a baseline that never does counts as the budget), on every seed."""
+    ups = [r["speed-up vs baseline"] for r in mine]
+    return (bool(mine) and all(u is not None and u >= 1.5 for u in ups),
+            "; ".join(f"seed {r['seed']}: {fmt_step(r['val 99% step'])} vs {fmt_step(at[('none', r['seed'])]['val 99% step'])} steps "
+                      f"({_times(r['speed-up vs baseline'])})" for r in mine) or "no runs")
 
 RECIPE = Recipe("grokfast2024", "Grokfast: amplifying slow gradients accelerates grokking", "Lee et al. 2024, arXiv 2405.20233", recipe)

@@ -27,17 +27,18 @@ the constrained α = 1 run is held at the α = 1 norm level and the constrained 
 `full`. `smoke`: 100 training images, width 32, 60 steps.
 
 Expected qualitative result: α = 1 reaches 90% validation accuracy within a few dozen steps; α = 8 fits the
-training set first (validation accuracy far below training accuracy when training reaches 99%) and reaches
-90% validation accuracy only later, while its weight norm falls from about 8× the α = 1 norm towards it;
+training set first (validation accuracy at most 50% when training reaches 99%) and reaches 90% validation
+accuracy at least 3× later, ending within 5 points of α = 1's accuracy (a real delay and a real
+generalization: a 2× delay from 69% does not count), while its weight norm falls from about 8× the α = 1 norm
+towards it;
 with the norm held fixed there is no delay: at the α = 1 norm the network generalizes as it fits, at the
 α = 8 norm it fits and does not generalize within the budget.
 
-Measured wall time (2 CPU cores shared with other jobs, load average about 3): quick 76 s (4 runs of 3000
-steps, 2 processes): α = 1 reaches 90% validation accuracy at step 15; α = 8 reaches 99% training accuracy at
-step 652 with 69% validation accuracy, and 90% validation accuracy at step 1272, its norm down from 93.6 to
-64.3; held at the α = 8 norm it fits and ends at 65%. full is an estimate from the measured step rate (about
-5 ms per step on one core, evaluation included): 4 runs × 10⁵ steps ≈ 15–20 min on 2 cores. (Held at the
-α = 8 norm for 10⁵ steps, validation accuracy may creep higher than in quick's 3000 steps.)
+Every run trains its whole budget (no early stop): the figures follow the weight norm and the held runs to the end.
+
+Wall time (the report gives this run's): quick a few minutes on 2 CPU cores (4 runs of 3000 steps); full is
+an estimate from the measured step rate (about 5 ms per step on one core, evaluation included): 4 runs × 10⁵
+steps ≈ 15–20 min on 2 cores.
 """
 
 from __future__ import annotations
@@ -127,24 +128,59 @@ def recipe(ctx: Context) -> None:
         ctx.number(k, v)
 
     # --- checks -------------------------------------------------------------------------------------
-    v1, t8, v8, at_fit = lo["val 90% step"], hi["train 99% step"], hi["val 90% step"], hi["val acc when train reaches 99%"]
-    ctx.check("α = 1 generalizes almost at once", v1 is not None and (v8 is None or 10 * v1 <= v8),
-              f"α = 1 reaches 90% validation accuracy at step {fmt_step(v1)}, α = 8 at {fmt_step(v8)}")
-    ctx.check("α = 8 fits first, generalizes later (grokking)",
-              t8 is not None and v8 is not None and at_fit is not None and at_fit <= 0.8 and v8 >= 1.5 * t8 and hi["final val acc"] >= 0.9,
-              f"α = 8: train 99% at step {fmt_step(t8)} with validation accuracy {at_fit if at_fit is not None else float('nan'):.2f} then; "
-              f"validation 90% at step {fmt_step(v8)}, final {hi['final val acc']:.3f}")
-    n8, nv = hi["initial weight norm"], hi["weight norm at val 90%"]
-    ok = nv is not None and nv <= 0.85 * n8 and abs(math.log(hi["final weight norm"] / n1)) < abs(math.log(n8 / n1))
-    ctx.check("α = 8 generalizes as its norm falls towards the α = 1 norm", ok,
-              f"α = 8 norm {n8:.3g} at step 0, {nv if nv is not None else float('nan'):.3g} at validation 90%, {hi['final weight norm']:.3g} at the end; "
-              f"α = 1 starts at {n1:.3g} and ends at {lo['final weight norm']:.3g}")
-    lt, lv = lo_held["train 99% step"], lo_held["val 90% step"]
-    ok = (lt is not None and lv is not None and lv <= lt and hi_held["final train acc"] >= 0.99 and hi_held["val 90% step"] is None)
-    ctx.check("norm held fixed: no delayed generalization", ok,
-              f"held at the α = 1 norm: validation 90% at step {fmt_step(lv)}, training 99% at {fmt_step(lt)}; held at the α = 8 norm: "
-              f"training accuracy {hi_held['final train acc']:.3f}, validation {hi_held['final val acc']:.3f} at the end (90% at {fmt_step(hi_held['val 90% step'])})")
+    ctx.check("α = 1 generalizes almost at once", *check_fast(lo, hi))
+    ctx.check("α = 8 fits first, generalizes later (grokking)", *check_grokking(hi, lo))
+    ctx.check("α = 8 generalizes as its norm falls towards the α = 1 norm", *check_norm(hi, lo))
+    ctx.check("norm held fixed: no delayed generalization", *check_held(lo_held, hi_held))
 
+
+# --- checks: pure functions of the runs' summaries (`info` rows; tests/test_preset_controls.py) -----------
+
+DELAY = 3.0
+"""α = 8 must reach 90% validation accuracy at least this many times later than it reaches 99% training accuracy."""
+AT_FIT = 0.5
+"""... with validation accuracy at most this when training accuracy reaches 99% (α = 1 is then near its final)."""
+
+
+def _f(x) -> str:
+    return "nan" if x is None else f"{x:.2f}"
+
+
+def check_fast(lo: dict, hi: dict) -> tuple[bool, str]:
+    """α = 1 reaches 90% validation accuracy at least 10× sooner than α = 8 (or α = 8 never does)."""
+    v1, v8 = lo["val 90% step"], hi["val 90% step"]
+    return (v1 is not None and (v8 is None or 10 * max(v1, 1) <= v8),
+            f"α = 1 reaches 90% validation accuracy at step {fmt_step(v1)}, α = 8 at {fmt_step(v8)}")
+
+
+def check_grokking(hi: dict, lo: dict) -> tuple[bool, str]:
+    """Omnigrok's delayed generalization at α = 8: when training accuracy reaches 99% validation accuracy is
+    still at most `AT_FIT` (far below α = 1's), 90% validation accuracy comes at least `DELAY` times later, and
+    the network ends as good as the one that never waited (within 5 points of α = 1's final accuracy, ≥ 90%)."""
+    t8, v8, at_fit, fin = hi["train 99% step"], hi["val 90% step"], hi["val acc when train reaches 99%"], hi["final val acc"]
+    ok = (t8 is not None and v8 is not None and at_fit is not None and at_fit <= AT_FIT and v8 >= DELAY * max(t8, 1)
+          and fin >= max(0.9, lo["final val acc"] - 0.05))
+    ratio = f"{v8 / max(t8, 1):.1f}×" if t8 is not None and v8 is not None else "no crossing"
+    return ok, (f"α = 8: train 99% at step {fmt_step(t8)} with validation accuracy {_f(at_fit)} then; validation 90% at step "
+                f"{fmt_step(v8)} ({ratio} later), final {fin:.3f} (α = 1: {lo['final val acc']:.3f})")
+
+
+def check_norm(hi: dict, lo: dict) -> tuple[bool, str]:
+    """α = 8 generalizes only after its norm has fallen by ≥ 15%, and ends nearer the α = 1 norm than it began."""
+    n1, n8, nv = lo["initial weight norm"], hi["initial weight norm"], hi["weight norm at val 90%"]
+    ok = nv is not None and nv <= 0.85 * n8 and abs(math.log(hi["final weight norm"] / n1)) < abs(math.log(n8 / n1))
+    return ok, (f"α = 8 norm {n8:.3g} at step 0, {nv if nv is not None else float('nan'):.3g} at validation 90%, {hi['final weight norm']:.3g} "
+                f"at the end; α = 1 starts at {n1:.3g} and ends at {lo['final weight norm']:.3g}")
+
+
+def check_held(lo_held: dict, hi_held: dict) -> tuple[bool, str]:
+    """Norm held at the α = 1 level: validation reaches 90% no later than training reaches 99%; held at the
+    α = 8 level: the training set is fitted and validation never reaches 90%."""
+    lt, lv = lo_held["train 99% step"], lo_held["val 90% step"]
+    ok = lt is not None and lv is not None and lv <= lt and hi_held["final train acc"] >= 0.99 and hi_held["val 90% step"] is None
+    return ok, (f"held at the α = 1 norm: validation 90% at step {fmt_step(lv)}, training 99% at {fmt_step(lt)}; held at the α = 8 norm: "
+                f"training accuracy {hi_held['final train acc']:.3f}, validation {hi_held['final val acc']:.3f} at the end "
+                f"(90% at {fmt_step(hi_held['val 90% step'])})")
 
 RECIPE = Recipe("omnigrok2023", "large initialization makes digits grok; the weight norm decides",
                 "Liu, Michaud & Tegmark 2023 (Omnigrok), arXiv 2210.01117", recipe)

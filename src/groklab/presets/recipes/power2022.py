@@ -31,12 +31,14 @@ generalizes within the budget (drawn as ×); without weight decay the runs gener
 fractions, if at all. x+y, x−y, x/y and x²+y² generalize at 50%, while x/y-or-x−y and the asymmetric
 polynomials (x²+xy+y², x³+xy²+y, …) do not.
 
-Measured wall time (2 CPU cores shared with other jobs): quick about 2 min (110 s with the machine lightly
-loaded: the transformer pair 60 s, the 24-run fraction sweep 28 s, the operations 18 s); full is an estimate
-from the step rate benchmarks/throughput.py measures for the full-size transformer (about 14 steps/s, 70 ms a
-step, on 2 cores): 7 fractions × 2 weight decays × 3 seeds + 9 operations = 51 runs of 10⁵ steps ≈ 100 hours,
-about four days on 2 cores (far less on
-a GPU: `groklab reproduce power2022 --scale full --device cuda`).
+Wall time (the report gives this run's): quick a few minutes on 2 CPU cores. full is an upper bound from the
+step rate benchmarks/throughput.py measures for the full-size transformer (about 14 steps/s, 70 ms a step, on 2
+cores): 7 fractions × 2 weight decays × 3 seeds + 9 operations = 51 runs of at most 10⁵ steps ≤ 100 hours on 2
+cores. In `full` every run stops 5000 steps after its validation accuracy reaches 99% (`train.stop_when`,
+`train.stop_patience`; every figure needs only that step and the plateau after it), so the runs that grok
+(with weight decay, most fractions) take a fraction of their budget, and the runs that never do (no weight
+decay, small fractions, hard operations) train the whole budget and count as "not within 10⁵ steps". On a GPU:
+`groklab reproduce power2022 --scale full --device cuda`.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ from groklab.presets.recipes.base import Context, Recipe, fmt_step
 
 OPS = ["x+y", "x-y", "x/y", "x/y if y odd else x-y", "x^2+y^2", "x^2+xy+y^2", "x^2+xy+y^2+x", "x^3+xy", "x^3+xy^2+y"]
 SIMPLE, HARDEST = ("x+y", "x-y", "x/y"), "x^3+xy^2+y"
+STOP_WHEN, STOP_PATIENCE = "val_acc>=0.99", 5000
+"""`full`: stop a run once validation accuracy has stayed ≥ 99% for 5000 more steps (the plateau after grokking
+stays visible on the log-step curves); a run that never gets there trains its whole budget (censored)."""
 
 
 def transformer(ctx: Context):
@@ -54,8 +59,10 @@ def transformer(ctx: Context):
     from groklab import presets
 
     if ctx.scale == "full":
+        # Every full-scale figure needs only the step at which validation reaches 99% (and the curves a while
+        # after it): a run stops once validation accuracy has held ≥ 99% for STOP_PATIENCE more steps.
         return presets.power2022(op="x/y", p=97, train_frac=0.5, steps=100_000).replace(
-            **{"train.eval_points": 200, "train.checkpoint_points": 10})
+            **{"train.eval_points": 200, "train.checkpoint_points": 10, "train.stop_when": STOP_WHEN, "train.stop_patience": STOP_PATIENCE})
     p, d, steps, wd = ctx.pick(quick=(31, 64, 1500, 3.0), smoke=(11, 16, 30, 3.0))
     cfg = presets.power2022(op="x+y", p=p, train_frac=0.5, steps=steps)
     return cfg.replace(**{"model.d_model": d, "model.d_mlp": 4 * d, "optim.weight_decay": wd,
@@ -195,38 +202,75 @@ def recipe(ctx: Context) -> None:
     ctx.number("operations that generalize", [r["operation"] for r in orows if r["generalizes within budget"]])
 
     # --- checks ------------------------------------------------------------------------------------------
-    ctx.check("grokking: validation 99% long after training 99%", t99 is not None and v99 is not None and v99 >= 3 * max(t99, 1),
-              f"{op} mod {p}, weight decay {wd:g}: train 99% at step {fmt_step(t99)}, val 99% at {fmt_step(v99)}")
-    ctx.check("weight decay makes the transformer generalize sooner", _steps(nowd.summary["val_acc_99_step"]) > _steps(v99),
-              f"no weight decay: val 99% at {fmt_step(nowd.summary['val_acc_99_step'])}, final val acc "
-              f"{nowd.summary['final']['val_acc']:.3f} (weight decay {wd:g}: {main.summary['final']['val_acc']:.3f})")
-    xs = pd.Series([r["training fraction"] for r in with_wd], dtype=float)
-    ys = pd.Series([min(_steps(r["val 99% step"]), 10 * fbudget) for r in with_wd], dtype=float)
-    rho = float(xs.corr(ys, method="spearman")) if xs.nunique() > 1 and ys.nunique() > 1 else float("nan")
-    lo, hi = min(fracs), max(fracs)
+    ctx.check("grokking: validation 99% long after training 99%", *check_grokking(main.summary, f"{op} mod {p}, weight decay {wd:g}"))
+    ctx.check("weight decay makes the transformer generalize sooner", *check_wd_sooner(main.summary, nowd.summary, wd))
+    ok, detail, rho = check_more_data(with_wd, fracs)
     ctx.number("Spearman ρ(training fraction, steps to val 99%)", rho)
-    ctx.check("more data, fewer steps", rho <= -0.7 and med[hi] < med[lo],
-              f"Spearman ρ = {rho:.2f} over {len(with_wd)} runs; median val 99% step {fmt_step(None if math.isinf(med[lo]) else med[lo])} "
-              f"at fraction {lo:g}, {fmt_step(None if math.isinf(med[hi]) else med[hi])} at {hi:g}")
-    twin = {(r["training fraction"], r["seed"]): r for r in frows if r["weight decay"] == 0.0}
-    pairs = [(r, twin[(r["training fraction"], r["seed"])]) for r in with_wd if r["val 99% step"] is not None]
-    better = [a for a, b in pairs if _steps(b["val 99% step"]) > a["val 99% step"]]
-    at_half = [(a, b) for a, b in pairs if a["training fraction"] == 0.5]
-    ctx.check("weight decay helps on every seed", bool(pairs) and len(better) == len(pairs),
-              f"with weight decay {fwd:g}, {len(pairs)} of {len(with_wd)} (fraction, seed) runs reach 99% validation accuracy; "
-              f"its twin without weight decay is later or never in {len(better)} of them; at 50%: "
-              + ("; ".join(f"seed {a['seed']}: {fmt_step(a['val 99% step'])} vs {fmt_step(b['val 99% step'])} steps "
-                           f"(final val {a['final val acc']:.2f} vs {b['final val acc']:.2f})" for a, b in at_half) or "none"))
-    by_op = {r["operation"]: r for r in orows}
-    simple = [o for o in SIMPLE if o in by_op]
-    ctx.check("simple operations generalize, the hardest polynomial does not",
-              bool(simple) and all(by_op[o]["generalizes within budget"] for o in simple) and HARDEST in by_op
-              and not by_op[HARDEST]["generalizes within budget"],
-              "; ".join(f"{o}: val 99% at {fmt_step(by_op[o]['val 99% step'])}" for o in [*simple, HARDEST] if o in by_op))
+    ctx.check("more data, fewer steps", ok, detail)
+    ctx.check("weight decay helps on every seed", *check_wd_every_seed(frows, fwd))
+    ctx.check("simple operations generalize, the hardest polynomial does not", *check_operations(orows))
     never = [f for f in fracs if math.isinf(med[f])]
     if never:
         ctx.note(f"fractions {', '.join(f'{f:g}' for f in never)}: the median seed does not reach 99% validation accuracy within {fbudget} steps")
 
+
+# --- checks: pure functions of summaries and table rows (tests/test_preset_controls.py) ----------------------
+
+def check_grokking(summary: dict, what: str) -> tuple[bool, str]:
+    """Validation accuracy reaches 99% at least 3× later than training accuracy."""
+    t99, v99 = summary["train_acc_99_step"], summary["val_acc_99_step"]
+    return (t99 is not None and v99 is not None and v99 >= 3 * max(t99, 1),
+            f"{what}: train 99% at step {fmt_step(t99)}, val 99% at {fmt_step(v99)}")
+
+
+def check_wd_sooner(main: dict, nowd: dict, wd: float) -> tuple[bool, str]:
+    """The weight-decay run reaches 99% validation accuracy, and its twin without weight decay later or never."""
+    v99 = main["val_acc_99_step"]
+    return (v99 is not None and _steps(nowd["val_acc_99_step"]) > _steps(v99),
+            f"no weight decay: val 99% at {fmt_step(nowd['val_acc_99_step'])}, final val acc {nowd['final']['val_acc']:.3f} "
+            f"(weight decay {wd:g}: val 99% at {fmt_step(v99)}, final {main['final']['val_acc']:.3f})")
+
+
+def check_more_data(with_wd: list[dict], fracs: list[float], budget_factor: int = 10) -> tuple[bool, str, float]:
+    """Steps to 99% validation accuracy fall with the training fraction: Spearman ρ ≤ −0.7 over the runs (a run
+    that never gets there ranks last) and the median at the largest fraction below the one at the smallest."""
+    import pandas as pd
+
+    med = {f: _median([_steps(r["val 99% step"]) for r in with_wd if r["training fraction"] == f]) for f in fracs}
+    finite = [s for s in (_steps(r["val 99% step"]) for r in with_wd) if not math.isinf(s)]
+    cap = budget_factor * max(finite, default=1.0)
+    xs = pd.Series([r["training fraction"] for r in with_wd], dtype=float)
+    ys = pd.Series([min(_steps(r["val 99% step"]), cap) for r in with_wd], dtype=float)
+    rho = float(xs.corr(ys, method="spearman")) if xs.nunique() > 1 and ys.nunique() > 1 else float("nan")
+    lo, hi = min(fracs), max(fracs)
+    ok = rho <= -0.7 and med[hi] < med[lo]
+    return ok, (f"Spearman ρ = {rho:.2f} over {len(with_wd)} runs; median val 99% step {fmt_step(None if math.isinf(med[lo]) else med[lo])} "
+                f"at fraction {lo:g}, {fmt_step(None if math.isinf(med[hi]) else med[hi])} at {hi:g}"), rho
+
+
+def check_wd_every_seed(frows: list[dict], fwd: float) -> tuple[bool, str]:
+    """Every (fraction, seed) run with weight decay that reaches 99% validation accuracy does so sooner than its
+    twin without weight decay (same split and initialization); at least one does."""
+    with_wd = [r for r in frows if r["weight decay"] == fwd]
+    twin = {(r["training fraction"], r["seed"]): r for r in frows if r["weight decay"] == 0.0}
+    pairs = [(r, twin[(r["training fraction"], r["seed"])]) for r in with_wd if r["val 99% step"] is not None
+             and (r["training fraction"], r["seed"]) in twin]
+    better = [a for a, b in pairs if _steps(b["val 99% step"]) > a["val 99% step"]]
+    at_half = [(a, b) for a, b in pairs if a["training fraction"] == 0.5]
+    return (bool(pairs) and len(better) == len(pairs),
+            f"with weight decay {fwd:g}, {len(pairs)} of {len(with_wd)} (fraction, seed) runs reach 99% validation accuracy; "
+            f"its twin without weight decay is later or never in {len(better)} of them; at 50%: "
+            + ("; ".join(f"seed {a['seed']}: {fmt_step(a['val 99% step'])} vs {fmt_step(b['val 99% step'])} steps "
+                         f"(final val {a['final val acc']:.2f} vs {b['final val acc']:.2f})" for a, b in at_half) or "none"))
+
+
+def check_operations(orows: list[dict]) -> tuple[bool, str]:
+    """x+y, x−y and x/y (those run) reach 99% validation accuracy within the budget; x³+xy²+y does not."""
+    by_op = {r["operation"]: r for r in orows}
+    simple = [o for o in SIMPLE if o in by_op]
+    ok = (bool(simple) and all(by_op[o]["generalizes within budget"] for o in simple) and HARDEST in by_op
+          and not by_op[HARDEST]["generalizes within budget"])
+    return ok, "; ".join(f"{o}: val 99% at {fmt_step(by_op[o]['val 99% step'])}" for o in [*simple, HARDEST] if o in by_op)
 
 RECIPE = Recipe("power2022", "grokking on algorithmic data: curves, training fraction, weight decay, operations",
                 "Power et al. 2022, arXiv 2201.02177", recipe)
