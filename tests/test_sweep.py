@@ -258,3 +258,19 @@ def test_sweep_plots_draw_a_table(tmp_path):
     assert a.stat().st_size > 5000 and b.stat().st_size > 5000
     with pytest.raises(KeyError):
         plot_phase_diagram(df, "task.train_frac", "no.such.field", tmp_path / "x.png")
+
+
+@pytest.mark.integration
+def test_workers_are_reused_across_sweeps(tmp_path):
+    """A second sweep in the same process runs on the first one's workers (no new torch import)."""
+    from groklab.sweep import pool
+
+    pool.shutdown()
+    a = sweep(tiny(), {"task.train_frac": [0.4, 0.6]}, out=tmp_path / "a", executor="local", workers=2, progress=False)
+    b = sweep(tiny(), {"task.train_frac": [0.5]}, seeds=2, out=tmp_path / "b", executor="local", workers=2, progress=False)
+    assert a.complete and b.complete
+    pids = {name: {SweepDir(tmp_path / name).read_record(r)["pid"] for r in res.outcomes} for name, res in (("a", a), ("b", b))}
+    assert pids["b"] <= pids["a"]
+    assert len(pool._IDLE) == 2 and all(w.alive() for w in pool._IDLE)
+    pool.shutdown()
+    assert pool._IDLE == []

@@ -133,6 +133,11 @@ def sweep(
     todo = [(rid, cfg) for rid, _, cfg in points if not sd.is_done(rid)]
     outcomes = {rid: "skipped" for rid, _, _ in points if sd.is_done(rid)}
     say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
+    if todo and executor != "ray":
+        # the workers import torch while this process plans (worker start-up is seconds)
+        from groklab.sweep.pool import warm
+
+        warm(min(workers, len(todo)))
     if executor == "auto":
         executor, reason = choose_executor([c for _, c in todo] or [c for _, _, c in points], workers)
     else:

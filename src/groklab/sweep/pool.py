@@ -11,10 +11,16 @@ lines on stdin, answering one JSON line per job. A job's result is its run direc
 - Ctrl-C stops handing out jobs and sends each busy worker one SIGINT: a run stops at its next step
   boundary with its resume state saved, and finished runs are never touched; a second Ctrl-C is
   forwarded too and stops runs at once (they stay resumable from their last saved state).
+
+Workers outlive a sweep: starting one costs seconds (importing torch), so the idle workers of a finished
+`run_jobs` wait in this process's pool for the next one (a preset runs several sweeps; a notebook many),
+and each exits by itself after `IDLE_EXIT_S` seconds without work, or when this process ends.
+`shutdown()` ends them now; `warm(n)` starts them ahead of time.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import select
@@ -28,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 3
+IDLE_EXIT_S = 600.0  # an idle worker left in the pool exits after this long without a job
 
 
 def cpu_count() -> int:
@@ -59,10 +66,13 @@ class _Worker:
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         # Its own session: a terminal's Ctrl-C reaches the parent only, which forwards it exactly once.
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "groklab.sweep.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "groklab.sweep.worker", str(IDLE_EXIT_S)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             env=env, start_new_session=True, text=True, bufsize=1,
         )
         self.job: Job | None = None
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def send(self, job: Job) -> None:
         self.job = job
@@ -75,6 +85,46 @@ class _Worker:
             self.proc.stdin.close()
         except OSError:
             pass
+
+
+_IDLE: list[_Worker] = []  # this process's workers between run_jobs calls
+
+
+def _take() -> _Worker:
+    """An idle worker from the pool if one is still alive, else a new one."""
+    while _IDLE:
+        w = _IDLE.pop()
+        if w.alive():
+            return w
+        w.proc.wait()
+    return _Worker()
+
+
+def warm(n: int) -> None:
+    """Start workers until the pool holds `n` idle ones (they import torch meanwhile, in parallel)."""
+    alive = [w for w in _IDLE if w.alive()]
+    _IDLE[:] = alive + [_Worker() for _ in range(max(0, n - len(alive)))]
+
+
+def shutdown() -> None:
+    """End the pool's idle workers (they exit at the end of their stdin)."""
+    _close(list(_IDLE))
+    _IDLE.clear()
+
+
+def _close(workers: list[_Worker]) -> None:
+    for w in workers:
+        w.close()  # EOF on stdin: an idle worker exits
+    deadline = time.monotonic() + 10
+    for w in workers:
+        try:
+            w.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            w.proc.kill()
+            w.proc.wait()
+
+
+atexit.register(shutdown)
 
 
 def run_jobs(
@@ -116,10 +166,16 @@ def run_jobs(
         while pending or busy:
             try:
                 while pending and not stopping and len(busy) < workers:
-                    w = idle.pop() if idle else _Worker()
+                    w = idle.pop() if idle else _take()
+                    job = pending.popleft()
+                    try:
+                        w.send(job)
+                    except OSError:  # it exited while idle (IDLE_EXIT_S): a fresh one takes the job
+                        job.attempts -= 1
+                        w = _Worker()
+                        w.send(job)
                     if on_worker_start is not None:
                         on_worker_start(w.proc.pid)
-                    w.send(pending.popleft())
                     busy[w.proc.stdout.fileno()] = w
                 if not busy:
                     break
@@ -148,14 +204,9 @@ def run_jobs(
                 if sigints == 1:
                     print("\nstopping: each running run saves its state at its next step (Ctrl-C again to stop at once)", file=sys.stderr)
     finally:
-        everyone = idle + list(busy.values())
-        for w in everyone:
-            w.close()  # EOF on stdin: an idle worker exits
-        deadline = time.monotonic() + 10
-        for w in everyone:
-            try:
-                w.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                w.proc.kill()
-                w.proc.wait()
+        # Workers that finished cleanly wait for the next run_jobs; after Ctrl-C or an error, all end.
+        if stopping or busy:
+            _close(idle + list(busy.values()))
+        else:
+            _IDLE.extend(w for w in idle if w.alive())
     return failed, stopping

@@ -2,13 +2,15 @@
 
 Reads one JSON job per line on stdin ({"kind": ..., "args": [...]}), runs it, and answers one JSON
 line ({"status": "done" | "skipped" | "busy" | "interrupted" | "error", "error": ...}) on the stdout it
-had at start; anything else printed goes to stderr. Exits at the end of stdin.
+had at start; anything else printed goes to stderr. Exits at the end of stdin, or after the number of
+seconds given as its argument without a job (an idle worker of the pool, see `groklab.sweep.pool`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import sys
 import traceback
@@ -36,8 +38,12 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         import groklab.train  # noqa: F401  (import torch once, before the first job)
+        import groklab.train.members  # noqa: F401
 
+        idle_exit = float(sys.argv[1]) if len(sys.argv) > 1 else None
         while True:
+            if idle_exit is not None and not select.select([sys.stdin], [], [], idle_exit)[0]:
+                return  # no job for idle_exit seconds: leave the pool
             line = sys.stdin.readline()
             if not line:
                 return
