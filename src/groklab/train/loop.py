@@ -33,6 +33,7 @@ from groklab.train.schedule import eval_steps, log_spaced_steps
 from groklab.train.stop import STANDARD_METRICS, StopRule
 
 ACC_THRESHOLD = 0.99
+LOSS_CHECK_EVERY = 50  # steps between non-finite loss checks off the CPU (train/stop.py)
 
 
 @dataclass
@@ -327,6 +328,7 @@ def run(
     logged = {r["step"] for r in rows}
     interrupted = False
     stop_reason = stop_rule.reason  # set already when resuming a run killed between its stop and its summary
+    on_cpu = device.type == "cpu"
     reported = -1  # the last step handed to on_step (a divergence found mid-step comes back to the same step)
     with _StopFlag() as stop:
         while True:
@@ -378,7 +380,9 @@ def run(
                 idx = torch.randperm(n_train, generator=batch_gen)[:batch].to(device)
                 xb, yb = data.x_train[idx], data.y_train[idx]
             loss = loss_fn(model(xb), yb, loss_spec(tc))
-            if stop_rule.check_loss(step, loss.item()) is not None:
+            # On a GPU reading the loss waits for the step: look every LOSS_CHECK_EVERY steps there (NaN weights keep
+            # the loss NaN, so a divergence is still caught, a little later); on a CPU it costs nothing, so every step.
+            if (on_cpu or step % LOSS_CHECK_EVERY == 0) and stop_rule.check_loss(step, loss.item()) is not None:
                 stop_reason = stop_rule.reason  # NaN/inf: no update with it; evaluate and checkpoint this step, then stop
                 continue
             optimizer.zero_grad(set_to_none=True)
