@@ -21,6 +21,16 @@ class HookPoint(nn.Module):
         return bool(self._forward_hooks)
 
 
+def rows(W: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """W[idx] for a weight W (n, d) and integer indices of any shape: (*idx.shape, d).
+
+    Written as an embedding lookup because the backward of plain indexing (index_put_ with accumulate)
+    sums the rows' gradients in an order that depends on how the threads split the work, so two identical
+    runs with 2 threads drifted apart in the last bits; the embedding backward sums in a fixed order, and
+    gives the same bits at any thread count."""
+    return F.embedding(idx, W)
+
+
 def quadratic(x: torch.Tensor) -> torch.Tensor:
     """φ(z) = z², the activation of Doshi et al. (2023) and Gromov (2023)."""
     return x * x

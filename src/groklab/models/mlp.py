@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn as nn
 
-from groklab.models.common import HookPoint, activation
+from groklab.models.common import HookPoint, activation, rows
 
 
 class MLP(nn.Module):
@@ -53,10 +53,10 @@ class MLP(nn.Module):
     def first_layer(self, pairs: torch.Tensor) -> torch.Tensor:
         """(B, 2) pairs -> (B, width) pre-activations of the first hidden layer."""
         if self.input == "embed":
-            h = torch.cat([self.W_E[pairs[:, 0]], self.W_E[pairs[:, 1]]], dim=1) @ self.W_in
+            h = rows(self.W_E, pairs).flatten(1) @ self.W_in  # (B, 2, d_embed) -> (B, 2·d_embed): x's then y's
         else:
             # one-hot(x) ⊕ one-hot(y) @ W_in is the sum of two rows of W_in: a gather, not a matmul.
-            h = self.W_in[pairs[:, 0]] + self.W_in[pairs[:, 1] + self.n_elements]
+            h = rows(self.W_in, pairs[:, 0]) + rows(self.W_in, pairs[:, 1] + self.n_elements)  # rows(): thread-count-proof backward
         return h if self.b_in is None else h + self.b_in
 
     def forward(self, pairs: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ import math
 import torch
 import torch.nn as nn
 
-from groklab.models.common import HookPoint, activation
+from groklab.models.common import HookPoint, activation, rows
 
 
 class ToyModel(nn.Module):
@@ -50,7 +50,7 @@ class ToyModel(nn.Module):
         self.hook_post = HookPoint()  # (B, width) last hidden layer's activations
 
     def forward(self, pairs: torch.Tensor) -> torch.Tensor:
-        h = self.hook_embed_sum(self.W_E[pairs[:, 0]] + self.W_E[pairs[:, 1]])  # (B, 2) -> (B, d_embed)
+        h = self.hook_embed_sum(rows(self.W_E, pairs[:, 0]) + rows(self.W_E, pairs[:, 1]))  # (B, 2) -> (B, d_embed)
         h = h @ self.W_in
         if self.b_in is not None:
             h = h + self.b_in

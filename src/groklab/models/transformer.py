@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from groklab.models.common import HookPoint, activation
+from groklab.models.common import HookPoint, activation, rows
 
 
 class LayerNorm(nn.Module):
@@ -43,29 +43,43 @@ class Attention(nn.Module):
         self.hook_pattern = HookPoint()  # (B, H, T, T) attention probabilities
         self.hook_z = HookPoint()  # (B, H, T, d_head) attention-weighted values
 
-    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
-        """(B, T, d) -> (B, T, d); with `last_only`, (B, 1, d): the answer position's output alone (its
-        query attends to every position, so no mask is needed)."""
-        B, T, d = x.shape
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, T, d) -> q, k, v, each (N, T, H, d_head) (views of one tensor)."""
+        N, T, d = x.shape
         H, dh = self.n_heads, self.d_head
-        # One matmul for Q, K and V: stack the role-shaped weights into (d, 3·H·dh).
+        # One matmul for Q, K and V: the role-shaped weights stacked into (d, 3·H·dh).
         w = torch.cat([self.W_Q, self.W_K, self.W_V]).permute(1, 0, 2).reshape(d, 3 * H * dh)
         b = torch.cat([self.b_Q, self.b_K, self.b_V]).reshape(3 * H * dh)
-        qkv = torch.addmm(b, x.reshape(B * T, d), w).view(B, T, 3, H, dh).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # (B, H, T, dh)
-        p_drop = self.dropout if self.training else 0.0
-        if self.hook_pattern.has_hooks() or self.hook_z.has_hooks():
-            scores = (q @ k.transpose(-1, -2)) / math.sqrt(dh)  # (B, H, T, T)
-            causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-            pattern = self.hook_pattern(scores.masked_fill(~causal, float("-inf")).softmax(-1))
-            z = self.hook_z(F.dropout(pattern, p_drop, self.training) @ v)
-        elif last_only:
-            z = F.scaled_dot_product_attention(q[:, :, -1:], k, v, dropout_p=p_drop)  # (B, H, 1, dh)
-            T = 1
-        else:
-            z = F.scaled_dot_product_attention(q, k, v, dropout_p=p_drop, is_causal=True)
-        z = z.transpose(1, 2).reshape(B * T, H * dh)  # (B·T, H·dh)
-        return torch.addmm(self.b_O, z, self.W_O.reshape(H * dh, d)).view(B, T, d)
+        qkv = torch.addmm(b, x.reshape(N * T, d), w).view(N, T, 3, H, dh)
+        return qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int) -> torch.Tensor:
+        """Causal attention of queries q (N, Tq, H, dh) at positions offset.. over keys and values k, v
+        (N, Tk, H, dh) at positions 0..Tk-1, then W_O: -> (N, Tq, d).
+
+        Plain batched matmuls: for 3–4 tokens they run at matmul speed (the fused SDPA kernel is built for
+        long sequences and spent ~15% of the Power step here), every output element is summed in one fixed
+        order whatever the thread count, and torch.func.vmap batches them."""
+        N, Tq, H, dh = q.shape
+        Tk = k.shape[1]
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (N, H, T, dh)
+        scores = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(dh))  # (N, H, Tq, Tk)
+        if Tk > offset + 1:  # some key lies ahead of the first query: mask what each query must not see
+            ahead = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).triu(offset + 1)
+            scores = scores.masked_fill(ahead, float("-inf"))
+        pattern = self.hook_pattern(scores.softmax(-1))
+        if self.training and self.dropout > 0:
+            pattern = F.dropout(pattern, self.dropout, True)
+        z = self.hook_z(pattern @ v)  # (N, H, Tq, dh)
+        z = z.transpose(1, 2).reshape(N * Tq, H * dh)
+        return torch.addmm(self.b_O, z, self.W_O.reshape(H * dh, -1)).view(N, Tq, -1)
+
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """(B, T, d) -> (B, T, d); with `last_only`, (B, 1, d): the answer position's output alone (its
+        query attends to every position)."""
+        q, k, v = self.project(x)
+        T = x.shape[1]
+        return self.attend(q[:, -1:], k, v, T - 1) if last_only else self.attend(q, k, v, 0)
 
 
 class MLPBlock(nn.Module):
@@ -79,7 +93,10 @@ class MLPBlock(nn.Module):
         self.hook_post = HookPoint()  # (B, T, d_mlp) neuron activations
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.hook_post(self.act(x @ self.W_in + self.b_in)) @ self.W_out + self.b_out
+        """(..., d) -> (..., d); the bias adds are fused into the matmuls (addmm)."""
+        x2 = x.reshape(-1, x.shape[-1])
+        h = self.hook_post(self.act(torch.addmm(self.b_in, x2, self.W_in)).view(*x.shape[:-1], -1))
+        return torch.addmm(self.b_out, h.reshape(x2.shape[0], -1), self.W_out).view(x.shape)
 
 
 class Block(nn.Module):
@@ -103,6 +120,27 @@ class Block(nn.Module):
 
     def has_hooks(self) -> bool:
         return any(m.has_hooks() for m in self.modules() if isinstance(m, HookPoint))
+
+    def forward_split(
+        self, prefix: torch.Tensor, rest: torch.Tensor, x: torch.Tensor, last: bool
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The block on sequences split in two: `prefix` (m, P, d), the positions before y of every possible
+        x (x and op), and `rest` (B, S, d), the batch's positions from y on; row b's prefix is prefix[x[b]].
+        Returns the same split, equal to the block on the whole sequences. With `last`, only the answer
+        position of `rest` (B, 1, d) and no prefix (nothing reads it after the last block)."""
+        a = self.attn
+        P = prefix.shape[1]
+        qp, kp, vp = a.project(self.ln1(prefix))  # (m, P, H, dh)
+        qr, kr, vr = a.project(self.ln1(rest))  # (B, S, H, dh)
+        # Each row's keys and values: its x's prefix, gathered (index_select: a deterministic backward), then its own.
+        k = torch.cat([kp.index_select(0, x), kr], dim=1)  # (B, T, H, dh)
+        v = torch.cat([vp.index_select(0, x), vr], dim=1)
+        if last:
+            rest = rest[:, -1:] + a.attend(qr[:, -1:], k, v, k.shape[1] - 1)
+            return None, rest + self.mlp(self.ln2(rest))
+        prefix = prefix + a.attend(qp, kp, vp, 0)
+        rest = rest + a.attend(qr, k, v, P)
+        return prefix + self.mlp(self.ln2(prefix)), rest + self.mlp(self.ln2(rest))
 
 
 class Transformer(nn.Module):
@@ -157,9 +195,16 @@ class Transformer(nn.Module):
         parts = [pairs[:, :1], op, pairs[:, 1:], eq] if self.op_token and self.n_inputs == 2 else [pairs, eq]
         return torch.cat(parts, dim=1)
 
+    def has_hooks(self) -> bool:
+        return any(m.has_hooks() for m in self.modules() if isinstance(m, HookPoint))
+
     def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        """(B, 2) operand pairs -> (B, n_classes) logits at the answer position."""
+        dropout = self.training and self.drop.p > 0
+        if len(self.blocks) and not dropout and self.n_inputs == 2 and self.n_elements < pairs.shape[0] and not self.has_hooks():
+            return self._forward_split(pairs)
         tok = self.tokens(pairs)  # (B, T)
-        x = self.drop(self.hook_embed(self.W_E[tok] + self.W_pos))  # (B, T, d)
+        x = self.drop(self.hook_embed(rows(self.W_E, tok) + self.W_pos))  # (B, T, d); rows(): see common.py
         # The loss reads the answer position only, and in the last block nothing else feeds it: its
         # attention output and MLP are computed there alone (a third to a half of the FLOPs), unless
         # someone hooks an activation that has every position.
@@ -175,3 +220,22 @@ class Transformer(nn.Module):
             return self.hook_logits(x @ self.W_U + self.b_U)[:, -1]
         # Only the answer position is read out: the loss is taken on the answer token alone.
         return x[:, -1] @ self.W_U + self.b_U  # (B, n_classes)
+
+    def _forward_split(self, pairs: torch.Tensor) -> torch.Tensor:
+        """The same logits, computing the positions before y once per possible x instead of once per row.
+
+        Attention is causal, so every layer's activations at x and op (at x alone without the op token)
+        depend on x alone: they are computed for the m possible x values (m < B rows instead of B) and
+        gathered as keys and values for the batch's rows, like a KV cache. Exact: every row's arithmetic
+        is the full computation's. Used only when nothing is hooked and dropout is off."""
+        m = self.n_elements
+        P = self.n_ctx - 2  # positions before y: (x, op) or (x)
+        xs = torch.arange(m, dtype=pairs.dtype, device=pairs.device)
+        prefix_tok = torch.stack([xs, torch.full_like(xs, m)], dim=1)[:, :P]  # (m, P)
+        rest_tok = torch.stack([pairs[:, 1], torch.full_like(pairs[:, 1], m + 1)], dim=1)  # (B, 2): y, =
+        prefix = rows(self.W_E, prefix_tok) + self.W_pos[:P]  # (m, P, d)
+        rest = rows(self.W_E, rest_tok) + self.W_pos[P:]  # (B, 2, d)
+        x = pairs[:, 0]
+        for i, block in enumerate(self.blocks):
+            prefix, rest = block.forward_split(prefix, rest, x, last=i == len(self.blocks) - 1)
+        return self.ln_final(rest[:, -1]) @ self.W_U + self.b_U  # (B, n_classes)
