@@ -18,11 +18,14 @@ corrupted labels.
 `full`: ξ ∈ {0, 0.1, 0.2, 0.3, 0.4} × weight decay ∈ {0, 0.3, 1, 3, 10}, 10 000 steps. `quick`: p = 59, width
 256, ξ ∈ {0.1, 0.2} × weight decay ∈ {0, 1, 10}, 2000 steps (the same MLP and optimizer otherwise).
 
-Expected qualitative result: without weight decay the network memorizes the corrupted labels
-(coexistence or memorization); with enough weight decay it reaches ≥ 90% validation accuracy while its
-training accuracy on the corrupted labels falls towards 0 (inversion), so its training accuracy is about
-100(1 − ξ)%; the inverted network's neurons have a higher IPR than the memorizing network's; pruning the
-low-IPR neurons of the memorizing network first lowers its accuracy on the corrupted labels.
+Expected qualitative result (the checks): without weight decay the network fits the clean labels and
+memorizes ≥ 90% of the corrupted ones (coexistence or memorization), while at the same ξ the largest weight
+decay keeps at most half as many; with the largest weight decay it is in *full inversion* at every ξ:
+validation ≥ 90% and at most 10% of the corrupted labels still predicted (it answers their true labels
+instead, ≥ 90% of them), so its training accuracy is about 100(1 − ξ)%; the inverted network's neurons have a
+higher IPR than the memorizing network's; removing the memorizing (no weight decay, largest ξ) network's
+neurons lowest IPR first, some number of them takes the corrupted labels from ≥ 90% to ≤ 10% memorized while
+validation accuracy stays within 5 points (the memorizing neurons are the aperiodic ones).
 
 Every run trains its whole budget (no early stop): the phase is decided by the final accuracies, and
 inversion (unlearning the corrupted labels) comes long after validation accuracy has reached 99%.

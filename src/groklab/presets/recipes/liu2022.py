@@ -32,8 +32,8 @@ memorization. The paper puts grokking in a band "sandwiched between comprehensio
 side and memorization on the other (along the learning rate or the weight decay), and the diagram marks such
 points "(band)". A point classed grokking only because the slowest decoder fits the last pairs late is not in
 the band. In `quick` the boundary between comprehension and memorization is sharp (no grokking point between
-them was found on decoder lr 2.2e-3 … 5e-3 × weight decay 0 … 3, at 1000 steps and at a few points with
-4000–10⁴ steps), so this check fails there: the band needs the paper's scale. In confusion at large weight
+them was found on decoder lr 2.2e-3 … 1e-2 × weight decay 0 … 7, at 1000 steps, nor at six of those points
+with 3000–10⁴ steps), so this check fails there: the band needs the paper's scale or a finer search. In confusion at large weight
 decay the embeddings are structured (RQI ≈ 1) and it is the decoder that cannot fit, so the RQI check
 compares comprehension/grokking with memorization only.
 
