@@ -421,6 +421,31 @@ def run_analysis(
                 f"α < 2 in {h['layers_alpha_below_2'] or 'none'}; correlation traps in {h['layers_with_traps'] or 'none'}")
             figure("plot_htsr", rows, run.rows, name="htsr")
 
+    # --- 10. local learning coefficient ------------------------------------------------------------------
+    if "llc" in todo:
+        from groklab.analysis.llc import estimate_llc
+
+        assert llc_settings is not None
+        rows, traces = [], []
+        for s in _spread(steps, llc_settings.checkpoints):
+            m = load(s)
+            dtype = next(m.parameters()).dtype
+            x = data.x_train.to(dtype) if data.x_train.is_floating_point() else data.x_train
+            r = estimate_llc(m, x, data.y_train, loss_spec(cfg.train), data.target, llc_settings)
+            rows.append({"step": s, "llc_mean": r["llc_mean"], "llc_std": r["llc_std"], "init_loss": r["init_loss"],
+                         **{f"llc_chain{i}": v for i, v in enumerate(r["llc_per_chain"])},
+                         "lr": llc_settings.lr, "localization": llc_settings.localization, "nbeta": r["nbeta"],
+                         "chains": llc_settings.chains, "draws": llc_settings.draws, "burnin": llc_settings.burnin,
+                         "batch_size": llc_settings.batch_size})
+            tr = r["traces"]
+            traces += [{"step": s, "chain": c, "draw": j, "loss": float(tr[c, j])} for c in range(tr.shape[0]) for j in range(tr.shape[1])]
+            say(f"llc: step {s}: λ̂ = {r['llc_mean']:.4g} ± {r['llc_std']:.2g} over {llc_settings.chains} chains")
+        table(rows, "llc")
+        table(traces, "llc_traces")
+        summary["llc"] = rows
+        figure("plot_llc", rows, run.rows, name="llc")
+        figure("plot_llc_traces", traces, name="llc_traces")
+
     from groklab.store import atomic_write_text
 
     summary["files"] = sorted(str(f.relative_to(out)) for f in files)
