@@ -1,77 +1,98 @@
-"""Sweep throughput: runs per hour of a 32-run sweep, batched vs per-process vs sequential, in one go.
+"""Sweep throughput: runs per hour of small sweeps, sequential vs per-process vs batched, in one go.
 
-    python benchmarks/sweep.py [--steps-small 1500] [--steps-demo 300] [--runs 32] [--workers N]
+    taskset -c 0,1 python benchmarks/sweep.py [--runs-mlp 32] [--runs-transformer 8] [--workers 2]
 
-Two models: a small one (x+y mod 31, one-hot MLP of width 64) and the demo-size one (`presets.demo`:
-mod 59, width 256). For each, the same 32 runs (train fraction × seeds) are trained
-- sequentially: one process, one run after another through run() (one thread, as a sweep's run has);
-- per-process: `sweep(executor="local")`, a pool of single-threaded worker processes;
-- batched: `sweep(executor="batched")`, stacked runs in as many processes as workers.
-Fewer steps than a real sweep keep it short; the ratios are what matter. Worker start-up (importing
-torch) is included, as a user pays it. On a shared machine the numbers are noisy: run it twice.
-Targets (issue 7): batched ≥ 3× sequential for the small model; per-process ≥ 1.7× sequential on 2
-cores for the demo-size one.
+Two sweeps (train fraction × seeds):
+- `mlp`: x+y mod 31, one-hot MLP of width 64 (the demo's MLP, smaller), full batch, 1500 steps;
+- `transformer`: x+y mod 31, 2 layers, d_model 64, 4 heads, d_mlp 256, batch 256, 300 steps.
+Each is trained
+- sequentially: in this process, one run after another through run(), each with one thread
+  (`train.threads=1`, what a sweep gives each run; the thread count is printed);
+- per-process: `sweep(executor="local")`, a pool of `--workers` single-threaded worker processes;
+- batched: `sweep(executor="batched")`, the runs as stacked members (`groklab.train.members`), in
+  `--workers` processes.
+The sweeps start from no workers (`pool.shutdown()` before each), so each pays the workers' start-up
+(importing torch, printed on its own) as a user's first sweep in a fresh process does; later sweeps in the
+same process reuse the workers. Fewer steps than a real sweep keep it short; the ratios are what matter,
+and they are measured in the same run. On a shared machine the numbers are noisy: run it twice.
+Targets (issue 12.5): batched small-MLP sweep ≥ 3× sequential; ≥ 8 small transformers ≥ 2× sequential,
+on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from groklab import presets, run
-from groklab.sweep import BATCH_WORK_LIMIT, SweepSpec, choose_executor, sweep
-from groklab.sweep.pool import cpu_count
+import torch
+
+from groklab import RunConfig, presets, run
+from groklab.sweep import BATCH_WORK_LIMIT, SweepSpec, choose_executor, pool, sweep
 
 
-def configs(kind: str, steps: int):
-    if kind == "small":
-        base = presets.demo(out=None, steps=steps).replace(**{"task.p": 31, "model.width": 64})
+def base_config(kind: str) -> RunConfig:
+    if kind == "mlp":
+        cfg = presets.demo(out=None, steps=1500).replace(**{"task.p": 31, "model.width": 64})
     else:
-        base = presets.demo(out=None, steps=steps)
-    base = base.replace(**{"train.eval_points": 30, "train.checkpoint_points": 10})
-    return base
+        cfg = RunConfig().replace(**{
+            "task.p": 31, "model.d_model": 64, "model.n_heads": 4, "model.d_mlp": 256, "model.n_layers": 2,
+            "train.steps": 300, "train.batch_size": 256,
+        })
+    return cfg.replace(**{"train.eval_points": 30, "train.checkpoint_points": 10})
 
 
-def bench(kind: str, steps: int, runs: int, workers: int, tmp: Path) -> dict[str, float]:
-    base = configs(kind, steps)
-    seeds = max(1, runs // 4)
-    grid = {"task.train_frac": [0.3, 0.4, 0.5, 0.6][: max(1, runs // seeds)]}
+def bench(kind: str, runs: int, workers: int, tmp: Path) -> dict:
+    base = base_config(kind)
+    fracs = [0.3, 0.4, 0.5, 0.6]
+    seeds = max(1, runs // len(fracs))
+    grid = {"task.train_frac": fracs[: min(len(fracs), runs)]}
     pts = SweepSpec.build(base, grid, seeds).points()
-    n = len(pts)
-    out: dict[str, float] = {}
-    # sequential: one process, run() after run(), each writing its run directory
+    out: dict = {"runs": len(pts), "threads": pts[0][2].train.threads}
     t = time.perf_counter()
     for i, (_, _, cfg) in enumerate(pts):
         run(cfg.replace(out=str(tmp / f"{kind}-seq" / str(i))))
-    out["sequential"] = n / (time.perf_counter() - t) * 3600
+    out["sequential"] = time.perf_counter() - t
     for ex in ("local", "batched"):
+        pool.shutdown()
         t = time.perf_counter()
         res = sweep(base, grid, seeds, out=tmp / f"{kind}-{ex}", executor=ex, workers=workers, progress=False)
         assert res.complete, res.outcomes
-        out["per-process" if ex == "local" else "batched"] = n / (time.perf_counter() - t) * 3600
-    out["auto picks"] = choose_executor([c for _, _, c in pts], workers)[0]
+        out[ex] = time.perf_counter() - t
+        out[f"{ex} per-run"] = len(res.per_run)
+    pool.shutdown()
+    out["auto"] = choose_executor([c for _, _, c in pts], workers)[0]
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps-small", type=int, default=1500)
-    ap.add_argument("--steps-demo", type=int, default=300)
-    ap.add_argument("--runs", type=int, default=32)
-    ap.add_argument("--workers", type=int, default=cpu_count())
+    ap.add_argument("--runs-mlp", type=int, default=32)
+    ap.add_argument("--runs-transformer", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=pool.cpu_count())
+    ap.add_argument("--only", choices=["mlp", "transformer"], default=None)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="groklab-bench-sweep-"))
-    print(f"{args.runs} runs, {args.workers} worker(s); batching threshold {BATCH_WORK_LIMIT:.0g} multiply-adds per step")
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import groklab.train.members"], check=True)
+    start = time.perf_counter() - t
+    print(f"{args.workers} worker(s), {pool.cpu_count()} core(s) usable; a worker's start-up (import torch) {start:.1f} s; "
+          f"torch {torch.__version__}; batching threshold {BATCH_WORK_LIMIT:.0g} multiply-adds per step")
     try:
-        for kind, steps in (("small", args.steps_small), ("demo", args.steps_demo)):
-            r = bench(kind, steps, args.runs, args.workers, tmp)
+        for kind, runs in (("mlp", args.runs_mlp), ("transformer", args.runs_transformer)):
+            if args.only and kind != args.only:
+                continue
+            r = bench(kind, runs, args.workers, tmp)
             seq = r["sequential"]
             print(
-                f"{kind:>5} ({steps} steps/run): sequential {seq:8.0f} runs/h | per-process {r['per-process']:8.0f} runs/h "
-                f"({r['per-process'] / seq:.2f}x) | batched {r['batched']:8.0f} runs/h ({r['batched'] / seq:.2f}x) | auto picks {r['auto picks']}"
+                f"{kind:>11}: {r['runs']} runs | sequential ({r['threads']} thread) {seq:6.1f} s | "
+                f"per-process {r['local']:6.1f} s ({seq / r['local']:.2f}x) | batched {r['batched']:6.1f} s "
+                f"({seq / r['batched']:.2f}x{', ' + str(r['batched per-run']) + ' per run' if r['batched per-run'] else ''}) | auto picks {r['auto']}",
+                flush=True,
             )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

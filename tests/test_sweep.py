@@ -274,3 +274,21 @@ def test_workers_are_reused_across_sweeps(tmp_path):
     assert len(pool._IDLE) == 2 and all(w.alive() for w in pool._IDLE)
     pool.shutdown()
     assert pool._IDLE == []
+
+
+def test_ray_start_failure_is_one_line(monkeypatch):
+    """ray.init raising (a node that times out) becomes one GroklabError line, not a traceback."""
+    import types
+
+    from groklab.errors import GroklabError
+    from groklab.sweep import ray_exec
+
+    def init(**kwargs):
+        raise TimeoutError("Timed out after 30 seconds waiting for node to startup.\nDid you mean ...\n  more")
+
+    fake = types.SimpleNamespace(is_initialized=lambda: False, init=init)
+    monkeypatch.setattr(ray_exec, "import_ray", lambda: fake)
+    with pytest.raises(GroklabError) as e:
+        ray_exec.run_ray("/nonexistent", [("x", {})])
+    msg = str(e.value)
+    assert "\n" not in msg and "TimeoutError: Timed out after 30 seconds" in msg and "--executor local" in msg

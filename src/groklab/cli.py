@@ -257,9 +257,10 @@ def sweep(
     random_seed: int = 0,
     seeds: int = 1,
     seed_fields: tuple[str, ...] = ("train.seed", "task.seed"),
-    executor: Literal["auto", "local", "batched", "ray"] = "auto",
+    executor: Literal["auto", "local", "batched", "ray", "slurm"] = "auto",
     workers: Optional[int] = None,
     address: Optional[str] = None,
+    cluster_option: tyro.conf.UseAppendAction[list[str]] = [],
     resume: bool = False,
     retries: int = 2,
     quiet: bool = False,
@@ -267,7 +268,8 @@ def sweep(
     """Run a sweep: --base my.json (or a preset name) --grid task.train_frac=0.2:0.8:7 --grid
     optim.weight_decay=0,0.1,1 --seeds 3 --out DIR. Ranges: a:b:n (linear), a:b:n:log; lists: v1,v2.
     --set FIELD=VALUE changes the base; --random FIELD=a:b[:log] or =v1,v2 with --samples N.
-    --executor auto|local|batched|ray (--address for a Ray cluster); --resume finishes only what is missing.
+    --executor auto|local|batched|ray|slurm (--address for a Ray cluster; --cluster-option KEY=VALUE for
+    Slurm, e.g. slurm_partition=gpu, timeout_min=120, runs_per_job=4); --resume finishes only what is missing.
     Writes DIR/sweep.json, DIR/runs/<id>/ per point, and DIR/table.csv at the end."""
     from groklab.sweep import sweep as run_sweep
 
@@ -276,13 +278,19 @@ def sweep(
     res = run_sweep(
         cfg if given else None, list(grid) if given else None, seeds, out=out, random=list(random) or None, samples=samples,
         random_seed=random_seed, seed_fields=tuple(seed_fields), executor=executor, workers=workers, address=address,
-        resume=resume, retries=retries, progress=not quiet,
+        cluster_options=_cluster_options(cluster_option), resume=resume, retries=retries, progress=not quiet,
     )
     df = res.table()
     if not quiet:
         print(f"table: {Path(out) / 'table.csv'} ({len(df)} runs)")
     if not res.complete:
         raise SystemExit(1 if any(o.startswith("failed") for o in res.outcomes.values()) else 130)
+
+
+def _cluster_options(items: list[str]) -> dict | None:
+    from groklab.sweep.slurm_exec import parse_options
+
+    return parse_options(items) if items else None
 
 
 def table(sweep_dir: tyro.conf.Positional[str], quiet: bool = False) -> None:
@@ -303,7 +311,7 @@ def table(sweep_dir: tyro.conf.Positional[str], quiet: bool = False) -> None:
         print(f"figure: {f}")
 
 
-PresetName = Literal["nanda2023", "doshi2023", "prieto2025", "liu2022", "power2022", "grokfast2024", "omnigrok2023", "parity2022", "varma2023"]  # groklab.presets.recipes.RECIPES
+PresetName = Literal["nanda2023", "doshi2023", "prieto2025", "liu2022", "power2022", "grokfast2024", "omnigrok2023", "parity2022", "varma2023", "wang2024"]  # groklab.presets.recipes.RECIPES
 
 
 def reproduce(

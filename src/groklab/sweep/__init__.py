@@ -9,10 +9,11 @@ Executors: `local` (a process pool sized to the cores, one single-threaded run p
 `batched` (runs of one shape trained together as stacked members, many runs per process, by the one
 trainer `groklab.train.members.run_members`; runs it cannot stack train one per process, and the sweep
 says which and why),
-`ray` (Ray tasks, on a local instance or a cluster), and `auto`, which picks batched or local by model
-size and device and prints why. Every executor writes the same run directories (`runs/<id>`, the id a
-stable hash of the point's config), so a sweep started with one can be finished by another, and a re-run
-only does what is missing. Layout of the sweep directory: `groklab.sweep.layout`.
+`ray` (Ray tasks, on a local instance or a cluster), `slurm` (Slurm jobs through submitit; `cluster_options`
+are submitit's job settings, see `groklab.sweep.slurm_exec`), and `auto`, which picks batched or local by
+model size and device and prints why (`EXECUTORS` lists them). Every executor writes the same run
+directories (`runs/<id>`, the id a stable hash of the point's config), so a sweep started with one can
+be finished by another, and a re-run only does what is missing. Layout of the sweep directory: `groklab.sweep.layout`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ from groklab.sweep.pool import Job, cpu_count, run_jobs
 from groklab.sweep.spec import DEFAULT_SEED_FIELDS, RandomAxis, SweepSpec, parse_values, run_id
 from groklab.sweep.table import sweep_table
 
-Executor = Literal["auto", "local", "batched", "ray"]
+Executor = Literal["auto", "local", "batched", "ray", "slurm"]
+EXECUTORS: dict[str, str] = {
+    "auto": "batched or local, chosen by model size and device (the reason is printed)",
+    "local": "a pool of worker processes on this machine, one single-threaded run per process",
+    "batched": "runs of one shape trained together as stacked members, several per process",
+    "ray": "Ray tasks on a local instance or a cluster (--address); extra 'ray'",
+    "slurm": "Slurm jobs submitted with submitit (cluster_options: partition, time, ...); extra 'slurm'",
+}
+"""The executors `sweep` takes (and `groklab sweep --executor` offers), with what each does."""
 
 # Batching pays while a step is too small to keep a core busy: below about this many multiply-adds per
 # step and run (parameters × training-set size), stacking runs beats one process per run on a CPU
@@ -116,6 +125,7 @@ def sweep(
     executor: Executor = "auto",
     workers: int | None = None,
     address: str | None = None,
+    cluster_options: dict[str, Any] | None = None,
     resume: bool = False,
     retries: int = 2,
     progress: bool = True,
@@ -128,12 +138,12 @@ def sweep(
     spec = require_new_or_resume(sd, spec, resume)
     points = spec.points()
     workers = workers or cpu_count()
-    if executor not in ("auto", "local", "batched", "ray"):
-        raise ConfigError(f"executor={executor!r} is not allowed; choose one of: auto, local, batched, ray")
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor={executor!r} is not allowed; choose one of: {', '.join(EXECUTORS)}")
     todo = [(rid, cfg) for rid, _, cfg in points if not sd.is_done(rid)]
     outcomes = {rid: "skipped" for rid, _, _ in points if sd.is_done(rid)}
     say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
-    if todo and executor != "ray":
+    if todo and executor not in ("ray", "slurm"):
         # the workers import torch while this process plans (worker start-up is seconds)
         from groklab.sweep.pool import warm
 
@@ -156,6 +166,14 @@ def sweep(
                     bar.advance(1)
 
             outcomes.update(run_ray(str(sd.path.resolve()), [(rid, c.to_dict()) for rid, c in todo], address=address, workers=workers if not address else None, retries=retries, on_run_end=on_run_end))
+        elif executor == "slurm":
+            from groklab.sweep.slurm_exec import run_slurm
+
+            def on_slurm_run_end(rid: str, outcome: str) -> None:
+                if outcome in ("done", "skipped"):
+                    bar.advance(1)
+
+            outcomes.update(run_slurm(str(sd.path.resolve()), [(rid, c.to_dict()) for rid, c in todo], options=cluster_options, retries=retries, on_run_end=on_slurm_run_end))
         else:
             jobs, per_run = _plan(sd, todo, executor, workers)
             if per_run:
@@ -272,6 +290,6 @@ class _Bar:
 
 __all__ = [
     "sweep", "SweepResult", "SweepSpec", "RandomAxis", "parse_values", "run_id", "sweep_table",
-    "choose_executor", "SweepDir", "run_point", "BATCH_WORK_LIMIT",
+    "choose_executor", "SweepDir", "run_point", "BATCH_WORK_LIMIT", "EXECUTORS",
 ]
 

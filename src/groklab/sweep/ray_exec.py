@@ -26,6 +26,12 @@ def import_ray():
     return ray
 
 
+def _gist(e: BaseException) -> str:
+    """The first non-empty line of an error, shortened (Ray's start-up errors run to many lines)."""
+    line = next((s.strip() for s in str(e).splitlines() if s.strip()), type(e).__name__)
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
 def _task(sweep_dir: str, rid: str, cfg_dict: dict) -> str:
     from groklab.sweep.layout import run_point
 
@@ -47,7 +53,14 @@ def run_ray(
     started_here = False
     if not ray.is_initialized():
         kwargs = {"address": address} if address else ({"num_cpus": workers} if workers else {})
-        ray.init(**kwargs, log_to_driver=False, include_dashboard=False)
+        try:
+            ray.init(**kwargs, log_to_driver=False, include_dashboard=False)
+        except Exception as e:  # a node that times out, an unreachable address, a port in use: one line
+            where = f"the Ray cluster at {address!r}" if address else "a local Ray instance"
+            raise GroklabError(
+                f"--executor ray: could not start {where}: {type(e).__name__}: {_gist(e)}; check `ray status`, "
+                "or use --executor local"
+            ) from None
         started_here = True
     remote = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(_task)
     outcome: dict[str, str] = {}

@@ -1,0 +1,65 @@
+"""The Slurm executor (submitit), run through submitit's local executor: the same run directories as the
+local pool; without submitit or Slurm, one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from groklab import RunConfig, load_run
+from groklab.errors import GroklabError
+from groklab.sweep import sweep
+from groklab.sweep.layout import SweepDir, run_point
+
+
+def tiny(**over) -> RunConfig:
+    return RunConfig().replace(**{
+        "task.p": 11, "task.train_frac": 0.5, "model.arch": "mlp", "model.width": 8, "model.act": "quadratic",
+        "train.steps": 20, "train.batch_size": None, "train.eval_points": 5, "train.checkpoint_points": 2,
+    }).replace(**over)
+
+
+@pytest.mark.integration
+def test_slurm_executor_through_submitit_local_equals_local_pool(tmp_path):
+    pytest.importorskip("submitit")
+    grid = {"optim.weight_decay": [0.1, 1.0]}
+    # one job of all four runs (each submitit job is a fresh Python that imports torch)
+    res = sweep(tiny(), grid, seeds=2, out=tmp_path / "slurm", executor="slurm", cluster_options={"cluster": "local", "runs_per_job": 4, "timeout_min": 5}, progress=False)
+    assert res.complete and res.counts() == {"done": 4}, res.outcomes
+    # the local pool's workers call run_point too; here it runs in this process (no worker start-up)
+    a, b = SweepDir(tmp_path / "slurm"), SweepDir(tmp_path / "local")
+    b.path.mkdir()
+    b.write_spec(a.read_spec())
+    for rid, _, cfg in a.read_spec().points():
+        assert run_point(b.path, rid, cfg.to_dict(), "local") == "done"
+    for rid, _, _ in a.read_spec().points():
+        ra, rb = load_run(a.run_dir(rid)), load_run(b.run_dir(rid))
+        assert [{k: v for k, v in r.items() if k != "elapsed_s"} for r in ra.rows] == [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rb.rows]
+        assert ra.checkpoint_steps == rb.checkpoint_steps and ra.finished
+        assert a.read_record(rid)["executor"] == "slurm" and a.read_record(rid)["status"] == "done"
+    assert (tmp_path / "slurm" / "slurm").is_dir()  # submitit's job logs
+    again = sweep(out=tmp_path / "slurm", resume=True, executor="slurm", cluster_options={"cluster": "local"}, progress=False)
+    assert again.counts() == {"skipped": 4}
+
+
+def test_slurm_errors_are_one_line(tmp_path, monkeypatch):
+    import builtins
+    import shutil
+
+    real = builtins.__import__
+
+    def no_submitit(name, *a, **k):
+        if name == "submitit":
+            raise ImportError("no submitit")
+        return real(name, *a, **k)
+
+    from groklab.sweep.slurm_exec import import_submitit, run_slurm
+
+    monkeypatch.setattr(builtins, "__import__", no_submitit)
+    with pytest.raises(GroklabError, match=r"groklab\[slurm\]"):
+        import_submitit()
+    monkeypatch.setattr(builtins, "__import__", real)
+    pytest.importorskip("submitit")
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(GroklabError, match="no Slurm") as e:
+        run_slurm(str(tmp_path), [("x", tiny().to_dict())])
+    assert "\n" not in str(e.value)
