@@ -100,7 +100,7 @@ def _work(cfg: RunConfig) -> float:
     """Multiply-adds of one forward pass over a minibatch, roughly (parameters touched × rows)."""
     m, t = cfg.model, cfg.task
     n = t.n_elements
-    rows = cfg.train.batch_size or t.n_train or 1000
+    rows = cfg.train.resolved_batch_size(t.n_train or 1000) or t.n_train or 1000  # `auto` resolved; custom: a guess
     if m.arch == "transformer":
         d = m.d_model
         per_token = m.n_layers * (4 * d * d + 2 * d * m.d_mlp)
