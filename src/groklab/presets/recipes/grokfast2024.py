@@ -1,5 +1,7 @@
 """Lee, Kang, Kim & Lee 2024, "Grokfast: accelerated grokking by amplifying slow gradients" (arXiv 2405.20233).
 
+Initialization: groklab's default draw (not checked against the authors' code); docs/models.md.
+
 The gradients of every parameter, taken as a signal over the optimization steps, are low-pass filtered and
 the slow part is added back before the optimizer step: Grokfast-EMA h ← α·h + (1−α)·g, g ← g + λ·h
 (α = 0.98, λ = 2), and Grokfast-MA g ← g + λ·(mean of the last w gradients) (w = 100, λ = 5; unfiltered until

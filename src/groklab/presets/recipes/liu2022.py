@@ -1,6 +1,9 @@
 """Liu, Kitouni, Nolte, Michaud, Tegmark & Williams 2022, "Towards understanding grokking: an effective
 theory of representation learning" (arXiv 2205.10343).
 
+Initialization: the embeddings U[−½, ½) as in the paper's code, the decoder groklab's default N(0, 1/fan_in)
+with zero biases (the decoder's draw is not checked against the authors' code); docs/models.md.
+
 Paper's setup (`full`): the toy model on addition of 0..9 over the integers (the 55 unordered pairs, 45 of
 them for training, answers 0..18 as classes): a trainable 1-d embedding per number, and a decoder MLP
 (two tanh layers of width 200) reading the sum of the two embeddings; full-batch Adam(W), embedding

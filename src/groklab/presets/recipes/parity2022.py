@@ -2,6 +2,9 @@
 near the computational limit" (arXiv 2207.08799), with the circuit measure of Merrill, Tsilivis & Shukla
 2023, "A tale of two circuits: grokking as competition of sparse and dense subnetworks" (arXiv 2303.11873).
 
+Initialization: groklab's default draw, weights N(0, 1/fan_in) and zero biases (not checked against the
+authors' code; PyTorch's `nn.Linear` default would be U(±1/√fan_in) for weights and biases); docs/models.md.
+
 Paper's setup (`full`): (n, k)-sparse parity with n = 40, k = 3: inputs uniform in {±1}⁴⁰, label the product
 of 3 hidden coordinates; 1000 training samples (and 1000 fresh validation samples); a one-hidden-layer ReLU
 MLP of width 1000 with biases, one output; hinge loss max(0, 1 − y·f); SGD lr 0.1 without momentum, weight

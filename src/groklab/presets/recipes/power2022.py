@@ -1,6 +1,12 @@
 """Power, Burda, Edwards, Babuschkin & Misra 2022, "Grokking: generalization beyond overfitting on small
 algorithmic datasets" (arXiv 2201.02177).
 
+Initialization: groklab's default draw (weights N(0, 1/fan_in), W_E and W_pos N(0, 1/d_model), zero biases),
+not the paper's: the authors' code (openai/grok) draws `nn.Embedding` N(0, 1) and `nn.Linear` U(±1/√fan_in)
+in a post-LayerNorm transformer with fixed sinusoidal positions and no biases, which this pre-LayerNorm
+transformer with learned positions does not reproduce in any case; docs/models.md gives the
+`model.init_overrides` with the paper's variances.
+
 Paper's setup (`full`): equations x ∘ y = z of a binary operation mod p = 97, a random fraction of the table
 for training and the rest for validation, each equation the tokens (x, ∘, y, =) with the loss and accuracy
 on the answer alone; a decoder-only transformer with 2 layers, width 128, 4 heads (MLP 512, LayerNorm,

@@ -1,5 +1,9 @@
 """Prieto, Barsbey, Mediano & Birdal 2025, "Grokking at the edge of numerical stability" (arXiv 2501.04697).
 
+Initialization: groklab's default draw for the one-hot MLP (N(0, 1/fan_in)). The authors' code trains a
+different MLP (ReLU, two hidden layers of 200, no biases, PyTorch's default U(±1/√fan_in), Adam ε = 1e-25);
+see docs/models.md.
+
 Paper's setup: modular addition (p = 113, 40% of the table) with an MLP and no weight decay or other
 regularization, float32. With softmax cross-entropy the correct-class probability of the memorized
 training samples rounds to exactly 1 (softmax collapse), their gradient vanishes and the network stops
