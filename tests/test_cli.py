@@ -75,6 +75,11 @@ BAD_INPUT = [
     (["train", "--reg.grad-noise", "-inf"], "reg.grad_noise=-inf"),
     # A table too large for the machine is refused before anything is allocated.
     (["train", "--task.p", "1000003", "--train.steps", "1"], "needs about 100,000"),
+    # What tyro itself cannot parse is one line too.
+    (["train", "--task.p", "abc"], "--task.p: invalid literal for int()"),
+    (["train", "--model.arch", "rnn"], "--model.arch 'rnn' is not allowed; choose one of: transformer, mlp, toy"),
+    (["train", "--train.batch-size", "many"], "--train.batch-size"),
+    (["train", "--no-such-flag", "1"], "unrecognized argument(s): --no-such-flag 1"),
 ]
 
 
@@ -84,6 +89,10 @@ def test_bad_input_is_one_line(tmp_path, capsys, args, field):
     err = error_of(capsys, *args, "--out", str(out))
     assert field in err
     assert not out.exists()  # nothing half-written
+
+
+def test_no_command_is_one_line(capsys):
+    assert "choose a command: train, resume" in error_of(capsys)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="--train.device cuda is allowed where CUDA is")

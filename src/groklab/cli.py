@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -345,9 +346,43 @@ from groklab.interop.commands import compare, ls  # noqa: E402  (light: their he
 COMMANDS: dict[str, Callable] = {"train": train, "resume": resume, "plot": plot, "ops": ops, "demo": demo, "tasks": tasks, "models": models, "analyze": analyze, "report": report, "sweep": sweep, "table": table, "ls": ls, "compare": compare, "reproduce": reproduce}
 
 
+class _ParseError(GroklabError):
+    """A flag tyro could not parse (a bad number, an unknown choice or flag), said in one line."""
+
+
+def _one_line(event) -> None:
+    """tyro's parse errors as one line like every other error: raise _ParseError for the kinds we can word,
+    return (tyro draws its own box) for the rest."""
+    kind = type(event).__name__
+    arg = getattr(event, "argument", None)
+    flag = "/".join(getattr(getattr(arg, "lowered", None), "name_or_flags", None) or ())
+    if kind == "InvalidChoice":
+        raise _ParseError(f"{flag} {event.value!r} is not allowed; choose one of: {', '.join(map(str, event.choices))}")
+    if kind == "MissingSubcommand":
+        raise _ParseError(f"choose a command: {', '.join(COMMANDS)}; see groklab --help")
+    if kind == "UnrecognizedArgs":
+        raise _ParseError(f"unrecognized argument(s): {' '.join(map(str, event.tokens))}; see groklab --help")
+    if kind == "BadValue":
+        raise _ParseError(f"{flag}: {event.reason}" if flag else str(event.reason))
+    if kind == "InstantiationFailure":
+        first = str(event.message).strip().splitlines()[0] if str(event.message).strip() else "invalid value"
+        raise _ParseError(f"{flag}: {first}" if flag else first)
+
+
+def _parse_error_hook():
+    # tyro's parse-error hook is not public API (tyro._errors.on_parse_error, tyro 1.x); where it is missing,
+    # tyro's own (boxed) messages remain, and config validation errors are still one line (ConfigError).
+    try:
+        from tyro._errors import on_parse_error
+    except ImportError:
+        return contextlib.nullcontext()
+    return on_parse_error(_one_line)
+
+
 def main(args: list[str] | None = None) -> None:
     try:
-        tyro.extras.subcommand_cli_from_dict(COMMANDS, prog="groklab", args=args, description="groklab: study grokking.")
+        with _parse_error_hook():
+            tyro.extras.subcommand_cli_from_dict(COMMANDS, prog="groklab", args=args, description="groklab: study grokking.")
     except GroklabError as e:
         print(f"groklab: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
