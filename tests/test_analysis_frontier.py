@@ -322,3 +322,32 @@ def test_llc_changes_between_memorization_and_grokking(tmp_path):
     gap = abs(est[mem]["llc_mean"] - est[end]["llc_mean"])
     assert gap > 2 * max(est[mem]["llc_std"], est[end]["llc_std"]), {s: (e["llc_mean"], e["llc_std"]) for s, e in est.items()}
     assert est[end]["llc_mean"] < est[mem]["llc_mean"]
+
+
+# --- the kumar2023 preset -------------------------------------------------------------------------------
+
+def test_kumar2023_is_registered_and_its_configs_validate():
+    from groklab.presets.recipes import RECIPES
+    from groklab.presets.recipes.base import Context
+    from groklab.presets.recipes.kumar2023 import ALPHAS, base_config
+
+    assert "kumar2023" in RECIPES and "Kumar" in RECIPES["kumar2023"].paper
+    for scale in ("smoke", "quick", "full"):
+        cfg = base_config(Context(out=None, scale=scale, log=lambda s: None))
+        assert cfg.task.teacher == "poly" and cfg.task.train_size == int(5.5 * cfg.task.d_in)
+        assert cfg.optim.name == "sgd" and cfg.optim.weight_decay == 0.0 and cfg.train.batch_size is None
+        for a in ALPHAS:
+            c = cfg.replace(**{"model.output_scale": a, "optim.lr": cfg.optim.lr / a**2})
+            assert c.model.output_scale == a
+
+
+@pytest.mark.integration
+def test_kumar2023_smoke(tmp_path):
+    import json
+
+    from groklab.presets.recipes import reproduce
+
+    out = reproduce("kumar2023", scale="smoke", out=tmp_path / "k")
+    checks = json.loads((out / "checks.json").read_text())
+    assert len(checks) >= 4
+    assert (out / "figures" / "ntk_distance.png").is_file() and (out / "tables" / "runs.csv").is_file()
