@@ -16,7 +16,7 @@ import importlib
 from groklab.presets.recipes.base import SCALES, Context, Recipe, reproduce
 
 _MODULES = ("nanda2023", "doshi2023", "prieto2025", "liu2022", "power2022", "grokfast2024", "omnigrok2023", "parity2022",
-            "varma2023", "kumar2023")
+            "varma2023", "wang2024", "kumar2023")
 
 
 def _load() -> dict[str, Recipe]:
