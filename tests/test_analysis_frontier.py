@@ -351,3 +351,16 @@ def test_kumar2023_smoke(tmp_path):
     checks = json.loads((out / "checks.json").read_text())
     assert len(checks) >= 4
     assert (out / "figures" / "ntk_distance.png").is_file() and (out / "tables" / "runs.csv").is_file()
+
+
+def test_analyze_rejects_bad_frontier_settings_in_one_line(tmp_path, capsys):
+    from groklab.cli import main
+
+    for argv, field in ((["--what", "llc", "--llc-lr", "0"], "llc_lr=0.0"), (["--what", "llc", "--llc-draws", "0"], "llc_draws=0"),
+                        (["--what", "ntk", "--ntk-split", "test"], "ntk-split")):
+        with pytest.raises(SystemExit) as e:
+            main(["analyze", str(tmp_path / "no-run"), *argv])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert field in err and "Traceback" not in err, err
+    assert not (tmp_path / "no-run").exists()  # nothing half-written
