@@ -50,6 +50,9 @@ CASES = {
     "dense-teacher-adam-mse": {"task.group": "teacher", "task.d_in": 4, "task.train_size": 40, "task.val_size": 20, "task.corrupt_frac": 0.0, "optim.name": "adam", "train.loss": "mse", "model.act": "tanh", "optim.schedule": "cosine"},
     "transformer-adamw-ce-relu": {**TRANSFORMER, "model.act": "relu", "optim.no_decay": ["embed", "norm"]},
     "transformer-sgd-mse-gelu": {**TRANSFORMER, "model.act": "gelu", "model.layernorm": False, "model.op_token": False, "optim.name": "sgd", "optim.lr": 0.02, "train.loss": "mse"},
+    # every intervention a member runs (on its own module, with its own generator for the noise)
+    "grokfast-ema+orthograd+weight-noise": {"reg.grokfast": "ema", "reg.orthograd": True, "reg.weight_noise": 1e-3},
+    "grokfast-ma+grad-noise+constrain-norm": {"reg.grokfast": "ma", "reg.grokfast_ma_window": 4, "reg.grad_noise": 1e-3, "reg.constrain_norm": True, "model.arch": "toy", "task.group": "integer", "task.p": 12, "model.d_embed": 4},
 }
 
 
@@ -82,7 +85,8 @@ def test_members_write_run_directories_a_run_resumes(tmp_path):
         assert set(a.summary) - {"batched"} == set(b.summary)
         assert (tmp_path / cfg.out / "checkpoints").is_dir()
     # Ctrl-C at step 15: every member saves its resume state, and `resume` finishes it as the run alone
-    again = [c.replace(out=str(tmp_path / f"r{i}")) for i, c in enumerate(full)]
+    # (with interventions: their state and the noise generator travel in the resume state)
+    again = [c.replace(**{"out": str(tmp_path / f"r{i}"), "reg.grokfast": "ema", "reg.weight_noise": 1e-3}) for i, c in enumerate(full)]
     res = run_members(again, on_step=lambda s: s == 15 and signal.raise_signal(signal.SIGINT))
     assert all(r.interrupted and not r.summary for r in res)
     for cfg in again:
@@ -120,8 +124,7 @@ def test_batchable_refuses_what_members_do_not_implement():
     assert batchable([]) == (False, "no runs")
     for over, field in [
         ({"model.dropout": 0.1}, "model.dropout"),
-        ({"reg.grokfast": "ema"}, "reg.grokfast"),
-        ({"reg.constrain_norm": True}, "reg.constrain_norm"),
+        ({"reg.swap_step": 5, "train.batch_size": 16}, "reg.swap_step"),
         ({"train.loggers": ["tensorboard"]}, "train.loggers"),
         ({"model.batchnorm": True}, "model.batchnorm"),
     ]:

@@ -12,15 +12,19 @@ arithmetic, per member). Minibatches are drawn per member from its own generator
 members of different batch sizes are padded and each takes the mean loss over its own rows.
 
 Evaluation, metric rows, checkpoints, resume states, summaries and run directories are run()'s, made by
-run()'s own functions on each member's weights copied into its own module; a member's resume state is one
-`groklab resume` continues per process. A member whose stop rule fires (`train.stop_when`, a non-finite
-loss) is frozen: it leaves the stack, its run directory is finished, and the others go on.
+run()'s own functions on each member's own module, whose parameters are views of its row of the stack; a
+member's resume state is one `groklab resume` continues per process. A member's interventions (Grokfast,
+⊥Grad, gradient and weight noise, the norm constraint) are run()'s objects, run on its own module (the
+gradients, too, are views of the stack's) with its own global generator for the noise. A member whose
+stop rule fires (`train.stop_when`, a non-finite loss) is frozen: it leaves the stack, its run directory
+is finished, and the others go on.
 
 Not every run can be a member (`batchable`): dropout (its masks come from each run's global generator,
-drawn inside the forward pass), BatchNorm (running statistics are buffers), the interventions of `reg.*`
-and the loggers are refused, and a sweep trains such runs one per process instead, and says so. In
-float64 a member's metric rows agree with its lone run to 1e-9 and its weights to 1e-9
-(tests/test_members.py); in float32 to float rounding (batched matmuls add in another order).
+drawn inside the forward pass), BatchNorm (running statistics are buffers), data interventions
+(`reg.swap_*`), the loggers, and noise off the CPU are refused, and a sweep trains such runs one per
+process instead, and says so. In float64 a member's metric rows agree with its lone run to 1e-9 and its
+weights to 1e-9 (tests/test_members.py); in float32 to float rounding (batched matmuls add in another
+order).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import inspect
 import json
 import math
 import time
+import types
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -52,6 +58,12 @@ _TRAIN_FIELDS = {
     "steps", "batch_size", "loss", "dtype", "device", "seed", "eval_points", "eval_every", "checkpoint_points",
     "resume_every_s", "eval_batch_size", "threads", "stop_when", "stop_patience", "loss_reduction",
 }
+# reg.* fields whose interventions (gradient filters and projections, noise, the norm constraint) a member
+# runs exactly as run() does, on its own module; any other (e.g. a data intervention) trains per run.
+_REG_FIELDS = {
+    "grokfast", "grokfast_ema_alpha", "grokfast_ema_lamb", "grokfast_ma_window", "grokfast_ma_lamb", "grokfast_ma_warmup",
+    "grad_noise", "weight_noise", "constrain_norm", "norm_factor", "norm_target", "orthograd", "orthograd_rescale",
+}
 # model.* fields that only change the initial values, not the shapes or the forward pass: members may differ.
 _INIT_ONLY = {"init_scale", "init_std", "init_overrides"}
 # task.* fields that decide the shapes of inputs and outputs; the rest (split, seed, op, corruption) may differ.
@@ -69,8 +81,10 @@ def refusal(cfg: RunConfig) -> str | None:
     ref = RegConfig()
     for f in dataclasses.fields(RegConfig):
         v = getattr(cfg.reg, f.name)
-        if v != getattr(ref, f.name):
-            return f"reg.{f.name}={v!r} (interventions run per run)"
+        if f.name not in _REG_FIELDS and v != getattr(ref, f.name):
+            return f"reg.{f.name}={v!r} (an intervention stacked members do not run; it trains per run)"
+    if (cfg.reg.grad_noise > 0 or cfg.reg.weight_noise > 0) and cfg.train.device != "cpu":
+        return f"reg.grad_noise/weight_noise with train.device={cfg.train.device!r} (noise off the CPU draws from the device's generator)"
     tref = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
         v = getattr(cfg.train, f.name)
@@ -245,6 +259,8 @@ class _Member:
     batch_gen: torch.Generator
     rng: torch.Tensor  # the global generator's state after init, as run() saves it
     store: RunDir | None
+    batch: int | None = None  # the resolved minibatch size (None: full batch)
+    hooks: list = field(default_factory=list)  # its interventions (train/hooks.py), on its own module
     stop: Any = None
     rows: list[dict] = field(default_factory=list)
     logged: set[int] = field(default_factory=set)
@@ -258,6 +274,39 @@ def _stop_rule(cfg: RunConfig):
     except ImportError:
         return None
     return StopRule.from_config(cfg.train)
+
+
+def _check_stop_names(mb: _Member) -> None:
+    """run(): a stop condition on a metric outside the standard ones is checked on a dry evaluation
+    (generators untouched), so a misspelt train.stop_when is refused before any directory exists."""
+    try:
+        from groklab.train.stop import STANDARD_METRICS
+    except ImportError:
+        return
+    cond = getattr(mb.stop, "condition", None)
+    if cond is None or cond.metric in STANDARD_METRICS or not hasattr(mb.stop, "check_names"):
+        return
+    with torch.random.fork_rng(devices=[]):
+        names = {"step", "weight_norm", "last_layer_norm", "lr", "elapsed_s", *L.evaluate(mb.model, mb.data, mb.cfg.train.loss, mb.cfg.train.eval_batch_size)}
+        for h in mb.hooks:
+            names.update(h.metrics(mb.model))
+    mb.stop.check_names(names)
+
+
+def _own(model: nn.Module) -> None:
+    """A member leaving the stack keeps its weights in storage of its own (frozen as they are)."""
+    for q in model.parameters():
+        q.data = q.data.clone()
+
+
+@contextmanager
+def _member_rng(mb: _Member):
+    """The member's global generator around its interventions (noise draws from it, as in run())."""
+    torch.set_rng_state(mb.rng)
+    try:
+        yield
+    finally:
+        mb.rng = torch.get_rng_state()
 
 
 def _loss_name(cfg: RunConfig) -> str:
@@ -288,16 +337,35 @@ def run_members(configs: list[RunConfig], *, write: bool = True, on_step: Callab
     ok, why = batchable(configs)
     if not ok:
         raise ConfigError(f"these runs cannot train as stacked members: {why}")
+    with _cpu_runtime(configs[0].train.threads) as rt:
+        return _run_members(configs, write, on_step, rt)
+
+
+@contextmanager
+def _cpu_runtime(threads: int | None):
+    """run()'s CPU settings (train/runtime.py: threads, denormals flushed) for the whole stack."""
+    try:
+        from groklab.train.runtime import cpu_runtime
+    except ImportError:  # before the runtime module: the loop's process-wide settings
+        L._tune_cpu_runtime()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        yield None
+        return
+    with cpu_runtime(threads) as rt:
+        yield rt
+
+
+def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[RunResult]:
     c0 = configs[0]
     tc0 = c0.train
     device = L.resolve_device(tc0.device)
-    L._tune_cpu_runtime()
-    if tc0.threads is not None:
-        torch.set_num_threads(tc0.threads)
     dtype = torch.float64 if tc0.dtype == "float64" else torch.float32
     from groklab.models import build_model
     from groklab.tasks import build_dataset
     from groklab.train.hooks import build_interventions
+
+    takes_n_inputs = "n_inputs" in inspect.signature(build_model).parameters
 
     # --- every member built as run() builds it ---
     members: list[_Member] = []
@@ -313,18 +381,24 @@ def run_members(configs: list[RunConfig], *, write: bool = True, on_step: Callab
             raise RunDirError(f"{cfg.out!r} already holds a run; resume it with `groklab resume {cfg.out}` or choose another --out")
         torch.manual_seed(tc.seed)
         data = build_dataset(cfg.task).to(device, dtype)
-        model = build_model(cfg.model, data.n_elements, data.n_classes, data.d_input).to(device=device, dtype=dtype)
+        extra = (data.n_inputs,) if takes_n_inputs else ()
+        model = build_model(cfg.model, data.n_elements, data.n_classes, data.d_input, *extra).to(device=device, dtype=dtype)
         optimizer = build_optimizer(model, cfg.optim)
-        if build_interventions(cfg, model):
-            raise ConfigError("stacked members take no interventions (reg.*)")
+        hooks = build_interventions(cfg, model)
         if list(model.buffers()):
             raise ConfigError(f"model.arch={cfg.model.arch!r} with these settings has buffers, which stacked members do not keep")
-        if tc.batch_size is not None and tc.batch_size > data.n_train:
-            raise ConfigError(f"train.batch_size={tc.batch_size} is larger than the training set ({data.n_train} samples from task.path={cfg.task.path!r}); use at most {data.n_train}, or None for full batch")
-        members.append(_Member(
-            cfg=cfg, data=data, model=model, optimizer=optimizer, rng=torch.get_rng_state(), store=store,
+        batch = tc.resolved_batch_size(data.n_train) if hasattr(tc, "resolved_batch_size") else tc.batch_size
+        if batch is not None and batch > data.n_train:
+            raise ConfigError(f"train.batch_size={batch} is larger than the training set ({data.n_train} samples from task.path={cfg.task.path!r}); use at most {data.n_train}, or None for full batch")
+        mb = _Member(
+            cfg=cfg, data=data, model=model, optimizer=optimizer, rng=torch.get_rng_state(), store=store, batch=batch, hooks=hooks,
             batch_gen=torch.Generator().manual_seed(tc.seed + BATCH_SEED_OFFSET), stop=_stop_rule(cfg),
-        ))
+        )
+        _check_stop_names(mb)
+        members.append(mb)
+    if rt is not None:
+        # run() fits the threads to its model; the stack's work is all members' together
+        rt.fit(types.SimpleNamespace(parameters=lambda: [p for mb in members for p in mb.model.parameters()]))
     names = [n for n, _ in members[0].model.named_parameters()]
     shapes = [tuple(p.shape) for _, p in members[0].model.named_parameters()]
     for mb in members[1:]:
@@ -347,13 +421,17 @@ def run_members(configs: list[RunConfig], *, write: bool = True, on_step: Callab
     forward = torch.func.vmap(one)  # (K, ...) weights, (K, B, ...) inputs -> (K, B, C) outputs
     active = list(range(len(members)))  # member index of each row of the stack
 
+    def bind() -> None:
+        """Each training member's own module holds views of its row of the stack, so evaluation, checkpoints
+        and its interventions read (and change, in place) the stack itself, without copies."""
+        for j, i in enumerate(active):
+            for n, q in members[i].model.named_parameters():
+                q.data = opt.params[n].detach()[j]
+
     def sync(j: int) -> nn.Module:
-        """Copy the stack's row j into its member's own module (for evaluation, checkpoints, the result)."""
-        mb = members[active[j]]
-        with torch.no_grad():
-            for n, q in mb.model.named_parameters():
-                q.copy_(opt.params[n][j])
-        return mb.model
+        return members[active[j]].model
+
+    bind()
 
     total = tc0.steps
     evals = set(eval_steps(total, tc0.eval_points, tc0.eval_every))
@@ -373,6 +451,8 @@ def run_members(configs: list[RunConfig], *, write: bool = True, on_step: Callab
         tensors["rng.batch"] = mb.batch_gen.get_state()
         if device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
+        for h in mb.hooks:
+            tensors.update({f"hook.{h.name}.{k}": v for k, v in h.state_tensors().items()})
         meta = {"step": step, "elapsed_s": elapsed, "optim": opt_meta}
         if mb.stop is not None:
             meta["stop"] = mb.stop.state()
@@ -397,6 +477,8 @@ def run_members(configs: list[RunConfig], *, write: bool = True, on_step: Callab
         mask = torch.arange(B, device=per.device) < torch.tensor(counts, device=per.device)[:, None]
         return per.masked_fill(~mask, 0.0).sum(1) / torch.tensor(counts, dtype=per.dtype, device=per.device)
 
+    on_cpu = device.type == "cpu"
+    check_every = getattr(L, "LOSS_CHECK_EVERY", 1)
     step = 0
     interrupted = False
     t0 = time.perf_counter()
@@ -413,6 +495,8 @@ def run_members(configs: list[RunConfig], *, write: bool = True, on_step: Callab
             row = {"step": step, **L.evaluate(model, mb.data, _loss_name(mb.cfg), mb.cfg.train.eval_batch_size)}
             row["weight_norm"] = L.weight_norm(model)
             row["last_layer_norm"] = L.last_layer_norm(model)
+            for h in mb.hooks:
+                row.update(h.metrics(model))
             row["lr"] = lr_at(min(step, total - 1), mb.cfg.optim, total)
             row["elapsed_s"] = time.perf_counter() - t0
             mb.rows.append(row)
@@ -437,11 +521,12 @@ def run_members(configs: list[RunConfig], *, write: bool = True, on_step: Callab
         """Members that stopped leave the stack with their weights in their own modules (frozen)."""
         nonlocal active
         for j in done:
-            sync(j)
+            _own(members[active[j]].model)
         going = [j for j in range(len(active)) if j not in done]
         if going:
             opt.keep(going)
         active = [active[j] for j in going]
+        bind()
 
     with L._StopFlag() as stop:
         while active:
@@ -464,7 +549,7 @@ def run_members(configs: list[RunConfig], *, write: bool = True, on_step: Callab
             ms = [members[i] for i in active]
             xs, ys = [], []
             for mb in ms:
-                b = mb.cfg.train.batch_size
+                b = mb.batch
                 if b is None:
                     xs.append(mb.data.x_train)
                     ys.append(mb.data.y_train)
@@ -473,7 +558,8 @@ def run_members(configs: list[RunConfig], *, write: bool = True, on_step: Callab
                     xs.append(mb.data.x_train[idx])
                     ys.append(mb.data.y_train[idx])
             losses = member_losses(ms, xs, ys)
-            if not bool(torch.isfinite(losses).all()):
+            # run() reads the loss every step on a CPU, every LOSS_CHECK_EVERY steps elsewhere
+            if (on_cpu or step % check_every == 0) and not bool(torch.isfinite(losses).all()):
                 # run(): a member whose loss is NaN/inf takes no update; it is evaluated and checkpointed at
                 # this step and stops ("diverged"); the others step without it
                 bad = [j for j in range(len(ms)) if not math.isfinite(losses[j].item())]
@@ -492,12 +578,25 @@ def run_members(configs: list[RunConfig], *, write: bool = True, on_step: Callab
             for n in opt.params:
                 opt.params[n].grad = None
             losses.sum().backward()
+            hooked = [(j, mb) for j, mb in enumerate(ms) if mb.hooks]
+            for j, mb in hooked:  # gradient filters and projections, on views of the stack's gradients
+                for n, q in mb.model.named_parameters():
+                    q.grad = opt.params[n].grad[j]
+                with _member_rng(mb):
+                    for h in mb.hooks:
+                        h.before_step(mb.model, step)
+                for q in mb.model.parameters():
+                    q.grad = None
             opt.step([lr_at(step, mb.cfg.optim, total) for mb in ms])
+            for j, mb in hooked:  # weight noise, the norm constraint: on views of the stack's weights
+                with _member_rng(mb):
+                    for h in mb.hooks:
+                        h.after_step(mb.model, step)
             step += 1
 
     wall = time.perf_counter() - t0
-    for j in range(len(active)):
-        sync(j)
+    for i in active:
+        _own(members[i].model)
     takes_stop = "stop_reason" in inspect.signature(L.make_summary).parameters
     results = []
     for mb in members:
