@@ -224,3 +224,23 @@ def test_logit_lens_on_a_hand_built_model():
     assert scores[0]["mrr"] == 1.0 and scores[2]["mrr"] == 0.5  # the token is second, after class 3
     with pytest.raises(ValueError, match="needs a transformer"):
         logit_lens(torch.nn.Linear(2, 2), x)
+
+
+@pytest.mark.integration
+def test_knowledge_run_logs_id_and_ood_accuracy_and_reloads(tmp_path):
+    from groklab import load_run
+
+    cfg = RunConfig(
+        task=TaskConfig(group="knowledge", n_entities=40, n_relations=6, out_degree=4, phi=2.0, ood_frac=0.2, id_test_frac=0.1, val_size=100),
+        model=ModelConfig(n_layers=4, d_model=32, n_heads=4, d_mlp=64),
+        train=TrainConfig(steps=12, batch_size=64, threads=1, eval_points=4, checkpoint_points=2),
+        out=str(tmp_path / "kg"),
+    )
+    res = run(cfg)
+    for r in res.rows:
+        assert {"val_acc", "val_ood_acc", "val_ood_loss", "train_atomic_acc", "train_inferred_acc"} <= set(r)
+        assert 0 <= r["val_ood_acc"] <= 1 and math.isfinite(r["val_ood_loss"])
+    # A saved checkpoint reloads into the same sequence model (positions sized from the data).
+    model = load_run(tmp_path / "kg").load_model()
+    x = build_dataset(cfg.task).x_val[:5]
+    assert torch.allclose(model(x), res.model.eval()(x))
