@@ -27,7 +27,7 @@ from groklab.config import RunConfig
 from groklab.models import build_model
 from groklab.tasks import build_dataset
 from groklab.train.hooks import build_interventions
-from groklab.train.loop import _tune_cpu_runtime
+from groklab.train.runtime import tune_cpu_runtime
 from groklab.train.optim import build_optimizer, loss_fn, lr_at
 
 KNOBS: dict[str, dict] = {
@@ -125,7 +125,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    _tune_cpu_runtime()
+    tune_cpu_runtime()
     print(f"threads {torch.get_num_threads()}, {args.rounds} rounds of {args.block} steps per setup, interleaved in shuffled order")
     bench(
         "(a) Power et al. transformer, x/y mod 97, batch 512",

@@ -20,7 +20,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from groklab import presets
 from groklab.models import build_model
 from groklab.tasks import build_dataset
-from groklab.train.loop import _tune_cpu_runtime, evaluate
+from groklab.train.loop import evaluate
+from groklab.train.runtime import tune_cpu_runtime
 from groklab.train.optim import build_optimizer, loss_fn
 from groklab.train.schedule import eval_steps
 
@@ -94,7 +95,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    _tune_cpu_runtime()
+    tune_cpu_runtime()
     peak = matmul_peak()
     print(f"threads {torch.get_num_threads()}, fp32 matmul peak (2048^3, best of 7): {peak / 1e9:.1f} GFLOP/s")
     setups = [

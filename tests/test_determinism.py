@@ -1,4 +1,5 @@
-"""Same config, same numbers at 2 threads (issue 16.7), and the explicit attention against the fused kernel."""
+"""Same config, same numbers at 2 threads and at 1 (issue 16.7); the explicit attention against the fused kernel;
+the CPU runtime of a run (threads chosen to fit, settings undone afterwards)."""
 
 import math
 
@@ -9,6 +10,7 @@ from conftest import strip_time
 
 from groklab import ModelConfig, OptimConfig, RunConfig, TaskConfig, TrainConfig, resume, run
 from groklab.models import build_model
+from groklab.train import runtime
 
 # One small config per architecture, each large enough that the kernel which used to depend on the thread
 # split (the backward of indexing rows of a weight, index_put_ with accumulate) runs multi-threaded.
@@ -49,11 +51,16 @@ def two_threads(cfg: RunConfig, out=None) -> RunConfig:
 @pytest.mark.integration
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_same_config_same_metrics_at_two_threads(arch):
-    torch.set_num_threads(2)  # conftest pins 1 thread; run() sets train.threads=2 and the fixture restores
+    torch.set_num_threads(2)  # conftest pins 1 thread; run() sets train.threads=2 and restores it afterwards
     a, b = run(two_threads(ARCHS[arch])), run(two_threads(ARCHS[arch]))
+    assert a.summary["threads"] == 2 and a.summary["threads_reason"] == "train.threads=2"
     assert strip_time(a.rows) == strip_time(b.rows)
     for p, q in zip(a.model.parameters(), b.model.parameters()):
         assert torch.equal(p, q)
+    # and the same bits as one thread, so a run resumed on a different thread count (train.threads None
+    # chooses by the machine's load) continues the same trajectory
+    c = run(ARCHS[arch].replace(**{"train.threads": 1}))
+    assert strip_time(c.rows) == strip_time(a.rows)
 
 
 @pytest.mark.integration
@@ -120,3 +127,33 @@ def test_explicit_attention_is_vmappable():
         one = torch.func.functional_call(model, {k: v[i] for k, v in params.items()}, (x[i],))
         assert torch.allclose(out[i], one, atol=1e-12, rtol=0)
     assert math.isfinite(out.sum().item())
+
+
+def test_thread_choice_fits_model_and_machine():
+    small, big = 45_000, 420_000  # the one-hot MLP demo, the Power transformer
+    assert runtime.choose_threads(small, cores=2, busy=0.0)[0] == 1  # tiny models gain nothing from a second thread
+    assert runtime.choose_threads(big, cores=2, busy=0.1)[0] == 2
+    threads, why = runtime.choose_threads(big, cores=2, busy=1.2)  # the other core is busy: never oversubscribe
+    assert threads == 1 and "busy" in why
+    threads, why = runtime.choose_threads(big, cores=1, busy=0.0)  # e.g. taskset -c 0
+    assert threads == 1 and "available" in why
+    assert runtime.choose_threads(10**9, cores=4, busy=0.0)[0] == 4
+    assert 1 <= runtime.available_cores() <= (torch.multiprocessing.cpu_count() or 1)
+
+
+def test_cpu_runtime_is_scoped_to_the_run():
+    was_on, before = runtime.flush_denormal_on(), torch.get_num_threads()
+    torch.set_flush_denormal(False)
+    try:
+        with runtime.cpu_runtime(threads=2) as rt:
+            assert runtime.flush_denormal_on() and torch.get_num_threads() == 2
+            assert runtime.current() is rt and runtime.threads_reason() == "train.threads=2"
+        assert not runtime.flush_denormal_on() and torch.get_num_threads() == before
+        with pytest.raises(ValueError):
+            with runtime.cpu_runtime(threads=None) as rt:
+                rt.fit(torch.nn.Linear(3, 3))  # 12 parameters: one thread, and the reason says why
+                assert torch.get_num_threads() == 1 and "small model" in rt.reason
+                raise ValueError
+        assert not runtime.flush_denormal_on() and torch.get_num_threads() == before and runtime.current() is None
+    finally:
+        torch.set_flush_denormal(was_on)

@@ -24,7 +24,9 @@ class LayerNorm(nn.Module):
         self.b = nn.Parameter(torch.zeros(d))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, (x.shape[-1],), self.w, self.b)
+        # Normalize, then scale and shift as a separate op: the fused kernel's backward sums the gain and bias
+        # gradients in per-thread partial sums, so they changed with the thread count; this one does not.
+        return torch.addcmul(self.b, F.layer_norm(x, (x.shape[-1],)), self.w)
 
 
 class Attention(nn.Module):
@@ -43,41 +45,53 @@ class Attention(nn.Module):
         self.hook_pattern = HookPoint()  # (B, H, T, T) attention probabilities
         self.hook_z = HookPoint()  # (B, H, T, d_head) attention-weighted values
 
-    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(N, T, d) -> q, k, v, each (N, T, H, d_head) (views of one tensor)."""
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, T, d) -> qkv (N, T, 3, H, d_head): queries, keys and values from one matmul."""
         N, T, d = x.shape
         H, dh = self.n_heads, self.d_head
-        # One matmul for Q, K and V: the role-shaped weights stacked into (d, 3·H·dh).
+        # The role-shaped weights stacked into (d, 3·H·dh) (a small copy per step; the parameters stay as they are).
         w = torch.cat([self.W_Q, self.W_K, self.W_V]).permute(1, 0, 2).reshape(d, 3 * H * dh)
         b = torch.cat([self.b_Q, self.b_K, self.b_V]).reshape(3 * H * dh)
-        qkv = torch.addmm(b, x.reshape(N * T, d), w).view(N, T, 3, H, dh)
-        return qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        return torch.addmm(b, x.reshape(N * T, d), w).view(N, T, 3, H, dh)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int) -> torch.Tensor:
         """Causal attention of queries q (N, Tq, H, dh) at positions offset.. over keys and values k, v
         (N, Tk, H, dh) at positions 0..Tk-1, then W_O: -> (N, Tq, d).
 
-        Plain batched matmuls: for 3–4 tokens they run at matmul speed (the fused SDPA kernel is built for
-        long sequences and spent ~15% of the Power step here), every output element is summed in one fixed
-        order whatever the thread count, and torch.func.vmap batches them."""
+        Plain tensor ops instead of PyTorch's fused attention kernel, which is built for long sequences and
+        spent ~15% of the Power step on 4 tokens: each output element is summed in one fixed order at any
+        thread count, and torch.func.vmap batches them. With one or two queries (the answer position, or
+        the positions from y on), scores are elementwise products summed over d_head, 3–4× faster than
+        thousands of tiny matmuls; with more queries, or when the pattern is hooked, head-major batched matmuls."""
         N, Tq, H, dh = q.shape
         Tk = k.shape[1]
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (N, H, T, dh)
-        scores = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(dh))  # (N, H, Tq, Tk)
-        if Tk > offset + 1:  # some key lies ahead of the first query: mask what each query must not see
-            ahead = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).triu(offset + 1)
-            scores = scores.masked_fill(ahead, float("-inf"))
-        pattern = self.hook_pattern(scores.softmax(-1))
-        if self.training and self.dropout > 0:
-            pattern = F.dropout(pattern, self.dropout, True)
-        z = self.hook_z(pattern @ v)  # (N, H, Tq, dh)
-        z = z.transpose(1, 2).reshape(N * Tq, H * dh)
+        scale = 1.0 / math.sqrt(dh)
+        # Query i sits at position offset + i and sees keys 0..offset + i.
+        ahead = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).triu(offset + 1) if Tk > offset + 1 else None
+        if Tq <= 2 and not (self.hook_pattern.has_hooks() or self.hook_z.has_hooks()):
+            scores = (q.unsqueeze(2) * k.unsqueeze(1)).sum(-1) * scale  # (N, Tq, Tk, H)
+            if ahead is not None:
+                scores = scores.masked_fill(ahead[:, :, None], float("-inf"))
+            pattern = scores.softmax(2)
+            if self.training and self.dropout > 0:
+                pattern = F.dropout(pattern, self.dropout, True)
+            z = (pattern.unsqueeze(-1) * v.unsqueeze(1)).sum(2).reshape(N * Tq, H * dh)  # (N, Tq, H, dh) flat
+        else:
+            q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (N, H, T, dh)
+            scores = (q @ k.transpose(-1, -2)) * scale  # (N, H, Tq, Tk)
+            if ahead is not None:
+                scores = scores.masked_fill(ahead, float("-inf"))
+            pattern = self.hook_pattern(scores.softmax(-1))
+            if self.training and self.dropout > 0:
+                pattern = F.dropout(pattern, self.dropout, True)
+            z = self.hook_z(pattern @ v).transpose(1, 2).reshape(N * Tq, H * dh)  # (N, H, Tq, dh) -> (N·Tq, H·dh)
         return torch.addmm(self.b_O, z, self.W_O.reshape(H * dh, -1)).view(N, Tq, -1)
 
     def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """(B, T, d) -> (B, T, d); with `last_only`, (B, 1, d): the answer position's output alone (its
         query attends to every position)."""
-        q, k, v = self.project(x)
+        qkv = self.project(x)
+        q, k, v = qkv.unbind(2)  # (B, T, H, dh) each
         T = x.shape[1]
         return self.attend(q[:, -1:], k, v, T - 1) if last_only else self.attend(q, k, v, 0)
 
@@ -130,16 +144,16 @@ class Block(nn.Module):
         position of `rest` (B, 1, d) and no prefix (nothing reads it after the last block)."""
         a = self.attn
         P = prefix.shape[1]
-        qp, kp, vp = a.project(self.ln1(prefix))  # (m, P, H, dh)
-        qr, kr, vr = a.project(self.ln1(rest))  # (B, S, H, dh)
+        qkv_p = a.project(self.ln1(prefix))  # (m, P, 3, H, dh)
+        qkv_r = a.project(self.ln1(rest))  # (B, S, 3, H, dh)
         # Each row's keys and values: its x's prefix, gathered (index_select: a deterministic backward), then its own.
-        k = torch.cat([kp.index_select(0, x), kr], dim=1)  # (B, T, H, dh)
-        v = torch.cat([vp.index_select(0, x), vr], dim=1)
+        kv = torch.cat([qkv_p[:, :, 1:].index_select(0, x), qkv_r[:, :, 1:]], dim=1)  # (B, T, 2, H, dh)
+        k, v = kv.unbind(2)
         if last:
-            rest = rest[:, -1:] + a.attend(qr[:, -1:], k, v, k.shape[1] - 1)
+            rest = rest[:, -1:] + a.attend(qkv_r[:, -1:, 0], k, v, k.shape[1] - 1)
             return None, rest + self.mlp(self.ln2(rest))
-        prefix = prefix + a.attend(qp, kp, vp, 0)
-        rest = rest + a.attend(qr, k, v, P)
+        prefix = prefix + a.attend(qkv_p[:, :, 0], qkv_p[:, :, 1], qkv_p[:, :, 2], 0)
+        rest = rest + a.attend(qkv_r[:, :, 0], k, v, P)
         return prefix + self.mlp(self.ln2(prefix)), rest + self.mlp(self.ln2(rest))
 
 

@@ -31,6 +31,8 @@ from groklab.train.hooks import build_interventions
 from groklab.train.optim import build_optimizer, collapse_counts, loss_fn, loss_spec, lr_at
 from groklab.train.schedule import eval_steps, log_spaced_steps
 from groklab.train.stop import STANDARD_METRICS, StopRule
+from groklab.train.runtime import current as current_runtime, in_cpu_runtime, threads_reason
+from groklab.train.runtime import tune_cpu_runtime as _tune_cpu_runtime  # noqa: F401  (older callers import it from here)
 
 ACC_THRESHOLD = 0.99
 LOSS_CHECK_EVERY = 50  # steps between non-finite loss checks off the CPU (train/stop.py)
@@ -56,24 +58,6 @@ class RunResult:
         import pandas as pd
 
         return pd.DataFrame(self.rows)
-
-
-def _tune_cpu_runtime() -> None:
-    """Two process-wide settings that make small-model CPU training several times faster, same results
-    up to denormals: flush denormal floats to zero (late in grokking, softmax gradients underflow into
-    denormals and x86 matmuls on them run ~15x slower), and keep freed activations in the heap instead of
-    handing them back to the OS after every step (glibc's default for blocks of over 128 KiB, which makes
-    every step page-fault its activations back in)."""
-    torch.set_flush_denormal(True)
-    if platform.system() == "Linux":
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL("libc.so.6")
-            libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD
-            libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
-        except (OSError, AttributeError):
-            pass  # not glibc: keep the allocator's defaults
 
 
 def resolve_device(name: str) -> torch.device:
@@ -207,6 +191,7 @@ class _StopFlag:
 
 
 # --- the entry point -------------------------------------------------------------------------------------
+@in_cpu_runtime  # threads and flush-denormal for this run only (train/runtime.py)
 def run(
     config: RunConfig,
     *,
@@ -230,9 +215,6 @@ def run(
     if cfg.out and resume and RunDir(Path(cfg.out)).read_summary() is not None:
         return _finished(Path(cfg.out))
     device = resolve_device(tc.device)
-    _tune_cpu_runtime()
-    if tc.threads is not None:
-        torch.set_num_threads(tc.threads)
     dtype = torch.float64 if tc.dtype == "float64" else torch.float32
     store = RunDir(Path(cfg.out)) if cfg.out else None
     if store is not None and not resume and (store.path / "config.json").exists():
@@ -242,6 +224,7 @@ def run(
     torch.manual_seed(tc.seed)
     data = build_dataset(cfg.task).to(device, dtype)
     model = build_model(cfg.model, data.n_elements, data.n_classes, data.d_input, data.n_inputs).to(device=device, dtype=dtype)
+    current_runtime().fit(model)  # train.threads None: threads by model size and free cores
     optimizer = build_optimizer(model, cfg.optim)
     interventions = build_interventions(cfg, model)
     batch_gen = torch.Generator().manual_seed(tc.seed + 1_000_003)
@@ -432,6 +415,7 @@ def make_summary(
             "python": platform.python_version(),
         },
         "threads": torch.get_num_threads(),
+        "threads_reason": threads_reason(),
     }
 
 
