@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from groklab import RunConfig, presets, run
-from groklab.sweep import BATCH_WORK_LIMIT, SweepSpec, choose_executor, pool, sweep
+from groklab.sweep import BATCH_WORK_LIMIT, TRANSFORMER_BATCH_WORK_LIMIT, SweepSpec, choose_executor, pool, sweep
 
 
 def base_config(kind: str) -> RunConfig:
@@ -81,7 +81,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-c", "import groklab.train.members"], check=True)
     start = time.perf_counter() - t
     print(f"{args.workers} worker(s), {pool.cpu_count()} core(s) usable; a worker's start-up (import torch) {start:.1f} s; "
-          f"torch {torch.__version__}; batching threshold {BATCH_WORK_LIMIT:.0g} multiply-adds per step")
+          f"torch {torch.__version__}; auto stacks below {BATCH_WORK_LIMIT:.0g} (MLPs) / {TRANSFORMER_BATCH_WORK_LIMIT:.0g} (transformers) multiply-adds per step")
     try:
         for kind, runs in (("mlp", args.runs_mlp), ("transformer", args.runs_transformer)):
             if args.only and kind != args.only:

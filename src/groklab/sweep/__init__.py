@@ -46,6 +46,10 @@ EXECUTORS: dict[str, str] = {
 # step and run (parameters × training-set size), stacking runs beats one process per run on a CPU
 # (benchmarks/sweep.py measures both sides of it). On a GPU, batching MLPs always pays.
 BATCH_WORK_LIMIT = 2e7
+# Transformers gain more from stacking (many small kernels per step): 8 transformers of d_model 64 at batch
+# 256 (1e8 multiply-adds) trained 1.6x faster stacked than one per process on 2 cores (benchmarks/sweep.py);
+# larger ones are unmeasured and stay one per process.
+TRANSFORMER_BATCH_WORK_LIMIT = 2e8
 
 
 @dataclass
@@ -91,9 +95,10 @@ def choose_executor(cfgs: list[RunConfig], workers: int) -> tuple[str, str]:
 
         if torch.cuda.is_available():
             return "batched", "batched: stacked members on a GPU"
-    if work <= BATCH_WORK_LIMIT:
-        return "batched", f"batched: small models ({work:.2g} multiply-adds per step ≤ {BATCH_WORK_LIMIT:.0g}), {workers} process(es) of stacked runs"
-    return "local", f"per-process: models too large to gain from batching on a CPU ({work:.2g} multiply-adds per step > {BATCH_WORK_LIMIT:.0g})"
+    limit = TRANSFORMER_BATCH_WORK_LIMIT if any(c.model.arch == "transformer" for c in cfgs) else BATCH_WORK_LIMIT
+    if work <= limit:
+        return "batched", f"batched: small models ({work:.2g} multiply-adds per step ≤ {limit:.0g}), {workers} process(es) of stacked runs"
+    return "local", f"per-process: models too large to gain from batching on a CPU ({work:.2g} multiply-adds per step > {limit:.0g})"
 
 
 def _work(cfg: RunConfig) -> float:
@@ -228,7 +233,7 @@ def _plan(sd: SweepDir, todo: list[tuple[str, RunConfig]], executor: str, worker
     signatures with a single run."""
     if executor == "local":
         return _run_jobs_for(sd, todo, "local"), {}
-    from groklab.train.members import refusal, signature
+    from groklab.train.members import refusal, signature_key
 
     groups: dict[str, list[tuple[str, RunConfig]]] = {}
     singles: list[tuple[str, RunConfig]] = []
@@ -239,7 +244,7 @@ def _plan(sd: SweepDir, todo: list[tuple[str, RunConfig]], executor: str, worker
             singles.append((rid, cfg))
             per_run[rid] = why
         else:
-            groups.setdefault(signature(cfg), []).append((rid, cfg))
+            groups.setdefault(signature_key(cfg), []).append((rid, cfg))
     jobs: list[Job] = []
     for members in groups.values():
         if len(members) == 1:
@@ -290,6 +295,6 @@ class _Bar:
 
 __all__ = [
     "sweep", "SweepResult", "SweepSpec", "RandomAxis", "parse_values", "run_id", "sweep_table",
-    "choose_executor", "SweepDir", "run_point", "BATCH_WORK_LIMIT", "EXECUTORS",
+    "choose_executor", "SweepDir", "run_point", "BATCH_WORK_LIMIT", "TRANSFORMER_BATCH_WORK_LIMIT", "EXECUTORS",
 ]
 

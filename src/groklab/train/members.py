@@ -66,9 +66,9 @@ _REG_FIELDS = {
 }
 # model.* fields that only change the initial values, not the shapes or the forward pass: members may differ.
 _INIT_ONLY = {"init_scale", "init_std", "init_overrides"}
-# task.* fields that decide the shapes of inputs and outputs; the rest (split, seed, op, corruption) may differ.
-_TASK_SHAPE = ("group", "p", "n", "n_bits", "labels", "images", "d_in", "d_out")
-
+# task.* fields that change only which examples a member trains on (its split, labels, sizes), not the shapes
+# of its inputs and outputs: members may differ in them. Every other task field must be equal.
+_TASK_FREE = {"train_frac", "corrupt_frac", "seed", "op", "train_size", "val_size", "tol", "rqi_tol", "sha256"}
 
 # --- which runs can be members ------------------------------------------------------------------------
 def refusal(cfg: RunConfig) -> str | None:
@@ -95,16 +95,21 @@ def refusal(cfg: RunConfig) -> str | None:
     return None
 
 
-def signature(cfg: RunConfig) -> str:
+def signature(cfg: RunConfig) -> dict[str, Any]:
     """Runs with equal signatures build equally shaped models with the same forward pass and share the
-    schedule of steps, evaluations and checkpoints, so they can be stacked."""
-    model = {k: v for k, v in dataclasses.asdict(cfg.model).items() if k not in _INIT_ONLY}
-    task = {k: getattr(cfg.task, k) for k in _TASK_SHAPE}
-    task["path"] = cfg.task.path if cfg.task.group == "custom" else None
+    schedule of steps, evaluations and checkpoints, so they can be stacked (a flat dict, JSON-able)."""
+    sig = {f"model.{k}": v for k, v in dataclasses.asdict(cfg.model).items() if k not in _INIT_ONLY}
+    sig.update({f"task.{k}": v for k, v in dataclasses.asdict(cfg.task).items() if k not in _TASK_FREE})
     t = cfg.train
-    train = {k: getattr(t, k) for k in ("steps", "loss", "dtype", "device", "eval_points", "eval_every", "checkpoint_points", "eval_batch_size", "threads")}
-    train["loss_reduction"] = getattr(t, "loss_reduction", None)
-    return json.dumps({"model": model, "task": task, "train": train, "optim": cfg.optim.name}, sort_keys=True, default=repr)
+    for k in ("steps", "loss", "loss_reduction", "dtype", "device", "eval_points", "eval_every", "checkpoint_points", "eval_batch_size", "threads"):
+        sig[f"train.{k}"] = getattr(t, k, None)
+    sig["optim.name"] = cfg.optim.name
+    return sig
+
+
+def signature_key(cfg: RunConfig) -> str:
+    """`signature` as a string, to group runs by."""
+    return json.dumps(signature(cfg), sort_keys=True, default=repr)
 
 
 def batchable(configs: list[RunConfig]) -> tuple[bool, str]:
@@ -115,13 +120,12 @@ def batchable(configs: list[RunConfig]) -> tuple[bool, str]:
         why = refusal(c)
         if why:
             return False, why
-    sig = signature(configs[0])
+    first = signature(configs[0])
     for c in configs[1:]:
-        if signature(c) != sig:
-            a, b = json.loads(sig), json.loads(signature(c))
-            diff = sorted(f"{s}.{k}" for s in a for k in (a[s] if isinstance(a[s], dict) else {s: 0})
-                          if (a[s].get(k) if isinstance(a[s], dict) else a[s]) != (b[s].get(k) if isinstance(b[s], dict) else b[s]))
-            return False, f"the runs differ in {', '.join(diff) or 'shape'} (members must share shapes and schedule)"
+        other = signature(c)
+        if other != first:
+            diff = sorted(k for k in first if first[k] != other.get(k))
+            return False, f"the runs differ in {', '.join(diff)} (stacked members share shapes and schedule)"
     return True, ""
 
 
@@ -618,4 +622,4 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
 
 
 RunResult = L.RunResult
-__all__ = ["run_members", "batchable", "refusal", "signature", "StackedOptimizer"]
+__all__ = ["run_members", "batchable", "refusal", "signature", "signature_key", "StackedOptimizer"]
