@@ -187,9 +187,10 @@ def recipe(ctx: Context) -> None:
         return fracs, [_median([r["final val acc"] for r in frows if r["weight decay"] == w and r["training fraction"] == f]) for f in fracs]
 
     ctx.figure(pp.plot_lines, {f"AdamW, weight decay {fwd:g}": final_acc(fwd), "no weight decay (Adam)": final_acc(0.0)}, name="weight_decay",
-               xlabel="training fraction", ylabel=f"validation accuracy after {fbudget} steps (%)", percent=True,
+               xlabel="training fraction", ylabel=f"final validation accuracy (%, budget {fbudget} steps)", percent=True,
                question="Does the network generalize without weight decay?", title=f"{fbase.task.op} mod {fbase.task.p}, {model_name}",
-               caption="median over seeds; the same seeds (data split and initialization) with and without weight decay")
+               caption="median over seeds; the same seeds (data split and initialization) with and without weight decay"
+                       + (f"; a run stops {STOP_PATIENCE} steps after its validation accuracy reaches 99%" if fbase.train.stop_when else ""))
 
     # --- (d) the operations at 50% -----------------------------------------------------------------------
     ops = ctx.pick(full=OPS, quick=OPS, smoke=["x+y", HARDEST])
