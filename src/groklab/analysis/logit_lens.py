@@ -1,5 +1,5 @@
 """The logit lens (nostalgebraist 2020; used by Wang et al. 2024, "Grokked transformers are implicit reasoners",
-arXiv 2405.15071, §4): decode the residual stream after every layer through the model's own final LayerNorm
+arXiv 2405.15071): decode the residual stream after every layer through the model's own final LayerNorm
 and unembedding, as if the network stopped there.
 
 For the knowledge-composition task Wang et al. read two things: at the position of r1, whether the bridge

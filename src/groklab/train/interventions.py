@@ -1,4 +1,5 @@
-"""The knobs the grokking papers turn, as `Intervention`s (see hooks.py for the interface and the order).
+"""The knobs the grokking papers turn, as `Intervention`s (see hooks.py for the interface), and
+`build_interventions`, which picks them from the config in the order they apply.
 
 Gradient filters and projections act in `before_step` (after backward, before the optimizer step); weight
 noise and the norm constraint in `after_step`; the training-set swap of ungrokking in `train_data`. Randomness comes from torch's global generator, whose state
@@ -13,6 +14,7 @@ import math
 import torch
 import torch.nn as nn
 
+from groklab.config import RunConfig
 from groklab.train.hooks import Intervention
 
 
@@ -212,7 +214,7 @@ def swapped_size(n_train: int, frac: float) -> int:
 
 class SwapTrainSet(Intervention):
     """Ungrokking (Varma, Shah, Kenton, Kramár & Kumar 2023, "Explaining grokking through circuit efficiency",
-    arXiv 2309.02390, §4.3): from step `swap_step` on, train on a random subset of the training set of
+    arXiv 2309.02390): from step `swap_step` on, train on a random subset of the training set of
     round(frac · n_train) examples. A network that grokked on a set above the critical data size D_crit
     and continues on a subset below it loses its validation accuracy again (ungrokking); the validation set
     stays the same, so validation accuracy before and after the swap measure the same thing.
@@ -274,12 +276,16 @@ class SwapTrainSet(Intervention):
 
 
 class Efficiency(Intervention):
-    """Circuit efficiency (Varma et al. 2023, §2–3): how large the logits a network produces are for its
+    """Circuit efficiency (Varma et al. 2023): how large the logits a network produces are for its
     parameter norm. Logged at every evaluation on the current training set: `logit_norm`, the mean over
     training examples of the L2 norm of the output (logit) vector, and `logit_per_param_norm`, that divided
     by the L2 norm of all parameters. Under weight decay a more efficient circuit reaches the same logits
     (the same loss) with a smaller parameter norm, which is why the generalizing circuit wins above the
-    critical data size and the memorizing one below it. Changes nothing in training."""
+    critical data size and the memorizing one below it. Changes nothing in training.
+
+    A caveat on reading it: logits of an L-layer network grow like ‖θ‖^L, so the ratio compares circuits at
+    similar parameter norms; the paper's own comparison is the parameter norm (`weight_norm`, always logged)
+    each circuit ends at for the same training loss."""
 
     name = "efficiency"
 
@@ -298,3 +304,36 @@ class Efficiency(Intervention):
         logit_norm = torch.linalg.vector_norm(logits.reshape(len(logits), -1), dim=1).mean().item()
         param_norm = total_norm([p.detach() for p in model.parameters()]).item()
         return {"logit_norm": logit_norm, "logit_per_param_norm": logit_norm / param_norm if param_norm > 0 else math.nan}
+
+
+def build_interventions(cfg: RunConfig, model: nn.Module) -> list[Intervention]:
+    """The interventions `cfg.reg` asks for, in the order they are applied (none with the defaults).
+
+    Before the optimizer step: gradient noise (a noisy gradient is what the filter then sees), the Grokfast
+    filter, ⊥Grad (last, so the update stays orthogonal to the weights). After it: weight noise, then the norm
+    constraint (last, so the norm equals its target after every step). Then the data interventions: the
+    training-set swap of ungrokking, and the efficiency metric (after it, so it measures the swapped set).
+    Build it from the freshly initialized model: the norm constraint's default target is the norm at
+    initialization.
+    """
+    r = cfg.reg
+    out: list[Intervention] = []
+    if r.grad_noise > 0:
+        out.append(GradNoise(model, r.grad_noise))
+    if r.grokfast == "ema":
+        out.append(GrokfastEMA(model, r.grokfast_ema_alpha, r.grokfast_ema_lamb))
+    elif r.grokfast == "ma":
+        out.append(GrokfastMA(model, r.grokfast_ma_window, r.grokfast_ma_lamb, r.grokfast_ma_warmup))
+    if r.orthograd:
+        out.append(OrthoGrad(model, r.orthograd_rescale))
+    if r.weight_noise > 0:
+        out.append(WeightNoise(model, r.weight_noise))
+    if r.constrain_norm:
+        out.append(NormConstraint(model, r.norm_factor, r.norm_target))
+    # Data interventions last: they change which examples the step sees, not the update, and the efficiency
+    # metric must measure the training set after any swap.
+    if r.swap_step is not None:
+        out.append(SwapTrainSet(r.swap_step, r.swap_train_frac, cfg.task.seed, cfg.train.batch_size, cfg.train.eval_batch_size))
+    if r.efficiency or r.swap_step is not None:
+        out.append(Efficiency(cfg.train.eval_batch_size))
+    return out
