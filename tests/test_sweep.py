@@ -227,16 +227,7 @@ def test_ray_executor_local_instance_retries_a_killed_worker(tmp_path):
 
 
 def test_ray_missing_names_the_extra(monkeypatch):
-    import builtins
-
-    real = builtins.__import__
-
-    def no_ray(name, *a, **k):
-        if name == "ray":
-            raise ImportError("no ray")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_ray)
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails, installed or not
     from groklab.errors import GroklabError
     from groklab.sweep.ray_exec import import_ray
 
