@@ -26,7 +26,7 @@ from groklab import presets
 from groklab.config import RunConfig
 from groklab.models import build_model
 from groklab.tasks import build_dataset
-from groklab.train.hooks import build_interventions
+from groklab.train.interventions import build_interventions
 from groklab.train.runtime import tune_cpu_runtime
 from groklab.train.optim import build_optimizer, loss_fn, lr_at
 

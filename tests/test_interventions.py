@@ -13,7 +13,7 @@ from torch.utils._pytree import tree_flatten
 
 from groklab import ConfigError, ModelConfig, OptimConfig, RegConfig, RunConfig, TaskConfig, TrainConfig, load_run, resume, run
 from groklab.models import build_model
-from groklab.train.hooks import build_interventions
+from groklab.train.interventions import build_interventions
 from groklab.train.interventions import GradNoise, GrokfastEMA, GrokfastMA, NormConstraint, OrthoGrad, WeightNoise
 from groklab.train.loop import evaluate, last_layer_norm, weight_norm
 from groklab.train.optim import build_optimizer, collapse_counts, loss_fn, lr_at, param_groups_of, stablemax_s

@@ -10,7 +10,7 @@ import torch
 
 from groklab import ConfigError, ModelConfig, RegConfig, RunConfig, TaskConfig, TrainConfig, resume, run
 from groklab.tasks import build_dataset
-from groklab.train.hooks import build_interventions
+from groklab.train.interventions import build_interventions
 from groklab.train.interventions import Efficiency, SwapTrainSet, swapped_size
 
 

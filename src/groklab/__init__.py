@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from groklab.version import __version__
 
 # The configs and errors are light (no torch); the trainer and the run loader import torch, so they load on
 # first use (PEP 562): `import groklab` and `groklab --help` stay fast.

@@ -341,7 +341,7 @@ def reproduce(
         raise SystemExit(1)
 
 
-from groklab.interop.commands import compare, ls  # noqa: E402  (light: their heavy imports are inside)
+from groklab.cli_commands import compare, ls  # noqa: E402  (light: their heavy imports are inside)
 
 COMMANDS: dict[str, Callable] = {"train": train, "resume": resume, "plot": plot, "ops": ops, "demo": demo, "tasks": tasks, "models": models, "analyze": analyze, "report": report, "sweep": sweep, "table": table, "ls": ls, "compare": compare, "reproduce": reproduce}
 

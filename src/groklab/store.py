@@ -14,7 +14,7 @@ Layout (format_version 1)::
                                      device, library versions
       curves.png                     accuracy and loss against steps (`groklab plot`)
       metrics.parquet                optional: the metrics as a table (`Run.to_parquet()`, needs pyarrow)
-      tensorboard/, wandb/           optional copies of the metrics stream (`train.loggers`; interop/loggers.py)
+      tensorboard/, wandb/           optional copies of the metrics stream (`train.loggers`; train/loggers.py)
 
 Reading the weights without groklab: docs/checkpoints.md and examples/load_checkpoint.py.
 
@@ -37,16 +37,17 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from groklab.config import RunConfig
-from groklab.errors import ConfigError, RunDirError
+from groklab.errors import ConfigError, RunDirError, require
 
 CONFIG, METRICS, SUMMARY, CKPT_DIR, RESUME = "config.json", "metrics.jsonl", "summary.json", "checkpoints", "resume.safetensors"
+METRICS_PARQUET = "metrics.parquet"
 
 
 # --- atomic writes ---------------------------------------------------------------------------------
@@ -70,7 +71,11 @@ def public_mode(tmp: str | os.PathLike) -> None:
     os.chmod(tmp, 0o666 & ~current_umask())
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> None:
+    """Write a file through `write(tmp_path)` to a fresh temporary name beside it, then rename it into place with
+    the umask's mode; on any failure the temporary file is removed and `path` is untouched. Every file groklab
+    writes goes through here."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -83,6 +88,9 @@ def _atomic(path: Path, write) -> None:
         raise
 
 
+_atomic = atomic_write  # the older private name
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "w") as f:
@@ -90,12 +98,38 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
 
-    _atomic(Path(path), write)
+    atomic_write(path, write)
 
 
 def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    _atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def write_parquet(frame, path: str | os.PathLike) -> Path:
+    """Write a DataFrame to parquet atomically (a reader never sees half a file); needs pyarrow (`parquet`)."""
+    require("pyarrow", "parquet", "writing parquet")
+    path = Path(path)
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    return path
+
+
+def json_safe(x: Any) -> Any:
+    """`x` as plain JSON: keys as strings, tensors and numpy arrays as lists, scalars unwrapped, non-finite floats
+    as null (JSON has no NaN or inf), anything else as its text."""
+    if isinstance(x, dict):
+        return {k if isinstance(k, str) else str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if hasattr(x, "tolist") and callable(x.tolist) and hasattr(x, "ndim"):
+        x = x.tolist()  # torch / numpy arrays and scalars
+        if isinstance(x, list):
+            return json_safe(x)
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    return str(x)  # a path, an enum, ...: its text rather than a TypeError halfway through a file
 
 
 # --- checks before a run writes anything --------------------------------------------------------------
@@ -124,12 +158,14 @@ RESUME_FREE_FIELDS = frozenset({
 })
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+def flatten_dict(d: dict, prefix: str = "", keep_empty: bool = False) -> dict[str, Any]:
+    """Nested dicts as one level of dotted keys ({"task": {"p": 97}} → {"task.p": 97}). An empty nested dict
+    disappears, or stays as the value {} with `keep_empty` (the resume fingerprint keeps it)."""
     flat: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            flat.update(_flatten(v, key + "."))
+        if isinstance(v, dict) and (v or not keep_empty):
+            flat.update(flatten_dict(v, key + ".", keep_empty))
         else:
             flat[key] = v
     return flat
@@ -137,7 +173,7 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 def config_fingerprint(cfg: RunConfig) -> dict[str, Any]:
     """What the resume state keeps of the config: the fields a resume must not change, and their hash."""
-    fields = {k: v for k, v in _flatten(cfg.to_dict()).items() if k not in RESUME_FREE_FIELDS and k != "format_version"}
+    fields = {k: v for k, v in flatten_dict(cfg.to_dict(), keep_empty=True).items() if k not in RESUME_FREE_FIELDS and k != "format_version"}
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
     return {"hash": digest, "fields": fields}
 
@@ -335,9 +371,7 @@ class Run:
 
     def to_parquet(self, path: str | os.PathLike | None = None) -> Path:
         """Write the metrics to parquet (default RUN/metrics.parquet; needs pyarrow: `groklab[parquet]`)."""
-        from groklab.interop.dataframes import metrics_to_parquet
-
-        return metrics_to_parquet(self, path)
+        return write_parquet(self.metrics, path if path is not None else self.path / METRICS_PARQUET)
 
     @property
     def finished(self) -> bool:

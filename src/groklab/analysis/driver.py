@@ -27,14 +27,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import torch
 
 from groklab.analysis import fourier as F
-from groklab.analysis.fourier import AnalysisError
+from groklab.errors import AnalysisError
 from groklab.analysis.grokking import classify_phase, forgetting, grokking_summary, seeds_summary, two_stage
 from groklab.analysis.ipr import expected_gaussian_ipr, neuron_table
 from groklab.analysis.progress import SIGN, progress_measures, sum_squared_weights
@@ -52,7 +51,7 @@ FRONTIER = ("ntk", "htsr", "llc")
 def _write_table(rows: list[dict], path: Path) -> list[Path]:
     import pandas as pd
 
-    from groklab.store import atomic_write_text, public_mode
+    from groklab.store import atomic_write, atomic_write_text
 
     df = pd.DataFrame(rows)
     written = [path.with_suffix(".csv")]
@@ -62,28 +61,8 @@ def _write_table(rows: list[dict], path: Path) -> list[Path]:
     except ImportError:
         return written
     target = path.with_suffix(".parquet")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, index=False)
-        public_mode(tmp)  # mkstemp's 0600 → the umask's mode, like the other files
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, lambda tmp: df.to_parquet(tmp, index=False))
     return written + [target]
-
-
-def _json_safe(x):
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, torch.Tensor):
-        return _json_safe(x.tolist())
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def _spread(steps: Sequence[int], n: int) -> list[int]:
@@ -446,8 +425,8 @@ def run_analysis(
         figure("plot_llc", rows, run.rows, name="llc")
         figure("plot_llc_traces", traces, name="llc_traces")
 
-    from groklab.store import atomic_write_text
+    from groklab.store import atomic_write_text, json_safe
 
     summary["files"] = sorted(str(f.relative_to(out)) for f in files)
-    atomic_write_text(out / "summary.json", json.dumps(_json_safe(summary), indent=2) + "\n")
+    atomic_write_text(out / "summary.json", json.dumps(json_safe(summary), indent=2) + "\n")
     return summary

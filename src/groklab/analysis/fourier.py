@@ -26,11 +26,7 @@ import math
 import torch
 import torch.nn as nn
 
-from groklab.errors import GroklabError
-
-
-class AnalysisError(GroklabError):
-    """An analysis cannot run on this model, task or run directory (the message says why)."""
+from groklab.errors import AnalysisError  # noqa: F401  (its home is errors.py; older code imports it from here)
 
 
 # --- spectra ------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import math
 import statistics
 from typing import Iterable, Sequence
 
-from groklab.analysis.fourier import AnalysisError
+from groklab.errors import AnalysisError
 
 PHASES = ("comprehension", "grokking", "memorization", "confusion")
 

@@ -28,7 +28,7 @@ import math
 import numpy as np
 import torch
 
-from groklab.analysis.fourier import AnalysisError
+from groklab.errors import AnalysisError
 
 
 def esd(W: torch.Tensor) -> np.ndarray:

@@ -33,7 +33,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from groklab.analysis.fourier import AnalysisError
+from groklab.errors import AnalysisError, require
 
 
 @dataclass
@@ -76,12 +76,8 @@ class LLCSettings:
 
 
 def _devinterp():
-    try:
-        import datasets  # noqa: F401
-        from devinterp.slt.llc import llc as estimate
-    except ImportError as e:
-        raise AnalysisError(f"the LLC needs devinterp ({e.name} is missing): pip install \"groklab[llc]\"") from None
-    return estimate
+    require("datasets", "llc", "the LLC", error=AnalysisError)  # devinterp imports it
+    return require("devinterp.slt.llc", "llc", "the LLC", error=AnalysisError).llc
 
 
 def estimate_llc(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str, target: str, settings: LLCSettings,

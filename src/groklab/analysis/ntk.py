@@ -25,7 +25,7 @@ import math
 import torch
 import torch.nn as nn
 
-from groklab.analysis.fourier import AnalysisError
+from groklab.errors import AnalysisError
 
 
 def empirical_ntk(model: nn.Module, x: torch.Tensor, *, max_bytes: int = 256 * 2**20) -> torch.Tensor:

@@ -19,7 +19,8 @@ import math
 import torch
 import torch.nn as nn
 
-from groklab.analysis.fourier import AnalysisError, all_pairs
+from groklab.analysis.fourier import all_pairs
+from groklab.errors import AnalysisError
 
 SIGN = {"x+y": 1, "x-y": -1}
 

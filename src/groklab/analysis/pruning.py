@@ -9,7 +9,8 @@ from typing import Iterable, Sequence
 import torch
 import torch.nn as nn
 
-from groklab.analysis.fourier import AnalysisError, _is_mlp
+from groklab.analysis.fourier import _is_mlp
+from groklab.errors import AnalysisError
 
 
 def n_neurons(model: nn.Module, layer: int = 0) -> int:

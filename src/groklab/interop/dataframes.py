@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from groklab.errors import GroklabError, RunDirError
-from groklab.interop import require
-from groklab.store import CONFIG, Run, RunDir, load_run
+from groklab.store import CONFIG, METRICS_PARQUET, Run, RunDir, flatten_dict, load_run, write_parquet  # noqa: F401 (re-exported)
 
-METRICS_PARQUET = "metrics.parquet"
 # The columns of `groklab ls`, in order.
 LS_COLUMNS = [
     "run", "group", "op", "p", "arch", "train_frac", "steps", "last_step",
@@ -21,22 +19,10 @@ LS_COLUMNS = [
 ]
 
 
-def write_parquet(frame, path: str | os.PathLike) -> Path:
-    """Write a DataFrame to parquet atomically (a reader never sees half a file); needs pyarrow."""
-    require("pyarrow", "parquet", "writing parquet")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return path
-
-
 def metrics_to_parquet(run: Run | str | os.PathLike, path: str | os.PathLike | None = None) -> Path:
     """Write a run's metrics (one row per evaluation, as metrics.jsonl) to `path`, by default
     RUN/metrics.parquet, and return the path. The JSONL stays the source of truth."""
-    run = run if isinstance(run, Run) else load_run(run)
-    return write_parquet(run.metrics, path if path is not None else run.path / METRICS_PARQUET)
+    return (run if isinstance(run, Run) else load_run(run)).to_parquet(path)
 
 
 def find_runs(root: str | os.PathLike) -> list[Path]:
@@ -100,20 +86,10 @@ def runs_table(root: str | os.PathLike):
     return frame
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
-
-
 def run_labels(runs: list[Run]) -> list[str]:
     """A short legend label per run: the config fields whose values differ between the runs (`out` aside),
     e.g. "task.train_frac=0.3, optim.weight_decay=0.1"; the directory name where the configs are equal."""
-    flat = [_flatten(r.config.to_dict()) for r in runs]
+    flat = [flatten_dict(r.config.to_dict()) for r in runs]
     keys = sorted({k for f in flat for k in f} - {"out"})
     differing = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
     labels = []

@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from groklab.errors import ConfigError
-from groklab.interop import require
+from groklab.errors import require
 from groklab.models.transformer import LayerNorm, Transformer
 
 LN_EPS = 1e-5  # F.layer_norm's default, which groklab's LayerNorm uses

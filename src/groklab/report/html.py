@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from groklab.errors import RunDirError
-from groklab.store import atomic_write_text, crossing_text
+from groklab.store import atomic_write_text, crossing_text, flatten_dict
 
 MAX_TABLE_ROWS = 60
 
@@ -54,16 +54,6 @@ def _fmt(v: Any) -> str:
             return f"{v:.3e}"
         return f"{v:.4g}"
     return str(v)
-
-
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _table(rows: Iterable[dict], columns: list[str] | None = None) -> str:
@@ -167,7 +157,7 @@ def run_report(run_dir: Path) -> str:
         "<h2>Summary</h2>" + _cards([(k, "never" if v is None and s else v) for k, v in cards]),
         "<h2>Curves</h2>" + (_figure(curves, "accuracy and loss against optimization steps (log axis)") if curves.exists() else "<p>no metrics yet</p>"),
         *_figures_and_tables(run_dir),
-        "<h2>Config</h2>" + _kv_table(_flatten(cfg.to_dict())),
+        "<h2>Config</h2>" + _kv_table(flatten_dict(cfg.to_dict())),
         "<h2>Metrics</h2><details><summary>every evaluation</summary>" + _table(r.rows) + "</details>",
         "<h2>Environment</h2>" + _kv_table({"device": s.get("device"), "threads": s.get("threads"), **{f"version.{k}": v for k, v in (s.get("versions") or {}).items()}}),
     ]
@@ -188,7 +178,7 @@ def sweep_report(sweep_dir: Path) -> str:
         "<h2>Summary</h2>" + _cards([("runs", len(rows)), ("finished", sum(1 for r in rows if r.get("finished") in (True, "True", 1)) if rows and "finished" in rows[0] else len(rows))]),
         "<h2>Figures</h2>" + "".join(_figure(p, p.stem.replace("_", " ")) for p in pngs) if pngs else "",
         *(f"<h2>Table: {_e(t.name)}</h2>" + _table(_read_csv(t)) for t in tables),
-        "<h2>Sweep spec</h2>" + _kv_table(_flatten(spec)),
+        "<h2>Sweep spec</h2>" + _kv_table(flatten_dict(spec)),
     ]
     return _page("groklab sweep", str(sweep_dir.resolve()), sections)
 

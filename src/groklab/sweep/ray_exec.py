@@ -12,18 +12,11 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from groklab.errors import GroklabError
+from groklab.errors import GroklabError, require
 
 
 def import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise GroklabError(
-            "the Ray executor needs Ray, which is the optional extra 'ray': pip install 'groklab[ray]' "
-            "(or use --executor local)"
-        ) from None
-    return ray
+    return require("ray", "ray", "the Ray executor", hint="or use --executor local")
 
 
 def _gist(e: BaseException) -> str:

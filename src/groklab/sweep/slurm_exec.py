@@ -22,20 +22,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from groklab.errors import ConfigError, GroklabError
+from groklab.errors import ConfigError, GroklabError, require
 
 DEFAULTS = {"timeout_min": 24 * 60, "cpus_per_task": 1, "name": "groklab-sweep"}
 
 
 def import_submitit():
-    try:
-        import submitit
-    except ImportError:
-        raise GroklabError(
-            "the Slurm executor needs submitit, which is the optional extra 'slurm': pip install 'groklab[slurm]' "
-            "(or use --executor local)"
-        ) from None
-    return submitit
+    return require("submitit", "slurm", "the Slurm executor", hint="or use --executor local")
 
 
 def parse_options(items: list[str]) -> dict[str, Any]:

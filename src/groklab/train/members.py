@@ -367,7 +367,7 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
     dtype = torch.float64 if tc0.dtype == "float64" else torch.float32
     from groklab.models import build_model
     from groklab.tasks import build_dataset
-    from groklab.train.hooks import build_interventions
+    from groklab.train.interventions import build_interventions
 
     takes_n_inputs = "n_inputs" in inspect.signature(build_model).parameters
 

@@ -12,8 +12,12 @@ checks of the paper's qualitative result (`checks.json`); the directory gets an 
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
+from typing import Callable
 
-from groklab.presets.recipes.base import SCALES, Context, Recipe, reproduce
+from groklab.errors import ConfigError
+from groklab.presets.recipes.base import SCALES, Context, Recipe, reproduce_recipe
 
 _MODULES = ("nanda2023", "doshi2023", "prieto2025", "liu2022", "power2022", "grokfast2024", "omnigrok2023", "parity2022",
             "varma2023", "wang2024", "kumar2023")
@@ -28,5 +32,16 @@ def _load() -> dict[str, Recipe]:
 
 
 RECIPES: dict[str, Recipe] = _load()
+
+
+def reproduce(name: str, scale: str = "quick", out: str | os.PathLike | None = None, *, workers: int | None = None,
+              device: str = "cpu", report: bool = True, log: Callable[[str], None] | None = print, rerun: bool = False) -> Path:
+    """Run the recipe `name` at `scale` into `out` (default `runs/reproduce/<name>-<scale>`), write
+    preset.json, checks.json and (with `report`) report/index.html; return the preset directory. Runs and
+    sweeps already there are reused when their config is the one the recipe trains now; a changed one is a
+    ConfigError naming the fields, or with `rerun` is set aside under OUT/replaced/ and trained again."""
+    if name not in RECIPES:
+        raise ConfigError(f"preset {name!r} is not known; choose one of: {', '.join(RECIPES)}")
+    return reproduce_recipe(RECIPES[name], scale, out, workers=workers, device=device, report=report, log=log, rerun=rerun)
 
 __all__ = ["RECIPES", "SCALES", "Context", "Recipe", "reproduce"]

@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 from groklab.config import RunConfig
 from groklab.errors import ConfigError
-from groklab.store import atomic_write_text
+from groklab.store import atomic_write_text, json_safe
 
 SCALES = ("quick", "full", "smoke")
 """`full`: the paper's setup; `quick`: scaled down to minutes on 2 CPU cores, still showing the result;
@@ -82,20 +82,6 @@ class Recipe:
     def doc(self) -> str:
         mod = sys.modules.get(self.fn.__module__)
         return inspect.cleandoc((mod.__doc__ if mod else None) or self.fn.__doc__ or "")
-
-
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if hasattr(x, "item") and callable(x.item) and getattr(x, "ndim", 1) == 0:
-        x = x.item()  # numpy / torch scalars
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, (str, int, float, bool)) or x is None:
-        return x
-    return str(x)
 
 
 def _sweep_changes(path: Path, base: RunConfig, grid: dict[str, Any], seeds: Any, seed_fields: tuple[str, ...]) -> list[str]:
@@ -219,7 +205,7 @@ class Context:
         return path
 
     def number(self, key: str, value: Any) -> Any:
-        self.numbers[key] = _json_safe(value)
+        self.numbers[key] = json_safe(value)
         return value
 
     def check(self, name: str, passed: bool, detail: str) -> bool:
@@ -237,20 +223,16 @@ def fmt_step(step: Any) -> str:
     return "never" if step is None or (isinstance(step, float) and math.isnan(step)) else str(int(step))
 
 
-def reproduce(name: str, scale: str = "quick", out: str | os.PathLike | None = None, *, workers: int | None = None,
-              device: str = "cpu", report: bool = True, log: Callable[[str], None] | None = print, rerun: bool = False) -> Path:
-    """Run the recipe `name` at `scale` into `out` (default `runs/reproduce/<name>-<scale>`), write
-    preset.json, checks.json and (with `report`) report/index.html; return the preset directory. Runs and
-    sweeps already there are reused when their config is the one the recipe trains now; a changed one is a
-    ConfigError naming the fields, or with `rerun` is set aside under OUT/replaced/ and trained again."""
-    from groklab import __version__
-    from groklab.presets.recipes import RECIPES
+def reproduce_recipe(recipe: Recipe, scale: str = "quick", out: str | os.PathLike | None = None, *, workers: int | None = None,
+                     device: str = "cpu", report: bool = True, log: Callable[[str], None] | None = print,
+                     rerun: bool = False) -> Path:
+    """`reproduce` (groklab.presets.recipes) of a Recipe object rather than a name: it lives here, below the
+    registry of recipes, so that this module never imports the package that imports it."""
+    from groklab.version import __version__
 
-    if name not in RECIPES:
-        raise ConfigError(f"preset {name!r} is not known; choose one of: {', '.join(RECIPES)}")
+    name = recipe.name
     if scale not in SCALES:
         raise ConfigError(f"scale={scale!r} is not allowed; choose one of: {', '.join(SCALES)}")
-    recipe = RECIPES[name]
     d = Path(out) if out is not None else Path("runs") / "reproduce" / f"{name}-{scale}"
     if d.exists() and any(d.iterdir()) and not (d / PRESET_JSON).is_file() and not (d / "runs").is_dir() and not (d / "sweeps").is_dir():
         raise ConfigError(f"{str(d)!r} exists and is not a preset directory; choose another --out")
@@ -275,8 +257,8 @@ def reproduce(name: str, scale: str = "quick", out: str | os.PathLike | None = N
                         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "device": device,
                         "machine": platform.machine(), "finished": time.strftime("%Y-%m-%d %H:%M:%S")},
     }
-    atomic_write_text(d / CHECKS_JSON, json.dumps(_json_safe(ctx.checks), indent=2) + "\n")
-    atomic_write_text(d / PRESET_JSON, json.dumps(_json_safe(meta), indent=2) + "\n")
+    atomic_write_text(d / CHECKS_JSON, json.dumps(json_safe(ctx.checks), indent=2) + "\n")
+    atomic_write_text(d / PRESET_JSON, json.dumps(json_safe(meta), indent=2) + "\n")
     passed = sum(c["passed"] for c in ctx.checks.values())
     say(f"{name}: {passed}/{len(ctx.checks)} checks passed in {wall:.1f} s")
     if report:

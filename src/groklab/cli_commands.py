@@ -1,5 +1,6 @@
-"""The `groklab ls` and `groklab compare` commands (registered in cli.py). Thin: the tables are built in
-interop/dataframes.py, the figure drawn in report/compare.py; heavy imports stay inside the functions."""
+"""The `groklab ls` and `groklab compare` commands (registered in cli.py, on the CLI's floor: they draw with
+report/, which interop/ below must not import). Thin: the tables are built in interop/dataframes.py, the
+figure drawn in report/compare.py; heavy imports stay inside the functions."""
 
 from __future__ import annotations
 
