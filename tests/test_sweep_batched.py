@@ -54,3 +54,22 @@ def test_batched_sweep_falls_back_per_run_and_says_why(tmp_path, capsys):
         rec = sd.read_record(rid)
         assert rec["executor"] == ("local" if rid in dropped else "batched")
         assert ("per_run" in rec) == (rid in dropped)
+
+
+@pytest.mark.integration
+def test_a_refused_stack_trains_its_runs_one_by_one(tmp_path):
+    """A chunk whose stack is refused at build time (here: different shapes slipped into one chunk) trains its
+    runs one by one in the same worker, each recording why, and ends like any other."""
+    from groklab.sweep.batched import train_chunk
+    from groklab.sweep.spec import SweepSpec
+
+    spec = SweepSpec.build(base(), {"model.width": [8, 16]}, 1)
+    sd = SweepDir(tmp_path / "s")
+    sd.path.mkdir()
+    sd.write_spec(spec)
+    pts = spec.points()
+    assert train_chunk(str(sd.path), [(rid, cfg.to_dict()) for rid, _, cfg in pts]) == "done"
+    for rid, _, cfg in pts:
+        assert load_run(sd.run_dir(rid)).finished
+        rec = sd.read_record(rid)
+        assert rec["status"] == "done" and rec["executor"] == "local" and rec["per_run"].startswith("stacking refused: these runs cannot train as stacked members: the runs differ in model.width")
