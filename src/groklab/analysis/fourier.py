@@ -147,7 +147,7 @@ def gini(x: torch.Tensor) -> float:
 
 
 # --- what to look at in a model -------------------------------------------------------------------------
-def _is_mlp(model: nn.Module) -> bool:
+def is_mlp(model: nn.Module) -> bool:
     return hasattr(model, "first_layer") and hasattr(model, "W_in")
 
 
@@ -162,7 +162,7 @@ def embedding_matrix(model: nn.Module, p: int) -> tuple[torch.Tensor, str]:
         if W_E.shape[0] < p:
             raise AnalysisError(f"the model's W_E has {W_E.shape[0]} rows, fewer than p={p}")
         return W_E.detach()[:p], "W_E"
-    if _is_mlp(model):
+    if is_mlp(model):
         W = model.W_in.detach()
         if W.shape[0] != 2 * p:
             raise AnalysisError(f"the one-hot MLP's W_in has {W.shape[0]} rows; expected 2p = {2 * p}")
@@ -185,7 +185,7 @@ def neuron_inputs(model: nn.Module, p: int, layer: int = 0) -> tuple[torch.Tenso
     Transformer (Nanda et al.): the MLP neuron activations of block `layer` at the last position over all
     p² inputs, (p, p, d_mlp); attention mixes the operands, so weights alone do not give them.
     """
-    if _is_mlp(model):
+    if is_mlp(model):
         W = model.W_in.detach()
         if getattr(model, "input", "onehot") == "embed":
             d = model.W_E.shape[1]

@@ -9,12 +9,12 @@ from typing import Iterable, Sequence
 import torch
 import torch.nn as nn
 
-from groklab.analysis.fourier import _is_mlp
+from groklab.analysis.fourier import is_mlp
 from groklab.errors import AnalysisError
 
 
 def n_neurons(model: nn.Module, layer: int = 0) -> int:
-    if _is_mlp(model):
+    if is_mlp(model):
         return model.W_in.shape[1]
     blocks = getattr(model, "blocks", None)
     if blocks is None:
@@ -35,7 +35,7 @@ def prune(model: nn.Module, neurons: Iterable[int], layer: int = 0) -> nn.Module
     if not idx:
         return pruned
     with torch.no_grad():
-        if _is_mlp(pruned):
+        if is_mlp(pruned):
             W = pruned.W_hidden[0] if len(pruned.W_hidden) else pruned.W_out
         else:
             W = pruned.blocks[layer].mlp.W_out

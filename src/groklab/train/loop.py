@@ -144,7 +144,7 @@ def first_crossing(rows: list[dict], key: str, threshold: float = ACC_THRESHOLD)
 
 
 # --- resume state --------------------------------------------------------------------------------------
-def _optim_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+def optim_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     sd = opt.state_dict()
     tensors, scalars = {}, {}
     for idx, st in sd["state"].items():
@@ -168,14 +168,14 @@ def _load_optim(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], me
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-class _StopFlag:
+class StopFlag:
     """Turns Ctrl-C into a request to stop at the next step boundary, where the state is consistent."""
 
     def __init__(self) -> None:
         self.requested = False
         self._old = None
 
-    def __enter__(self) -> "_StopFlag":
+    def __enter__(self) -> "StopFlag":
         if threading.current_thread() is threading.main_thread():
             self._old = signal.signal(signal.SIGINT, self._handle)
         return self
@@ -290,7 +290,7 @@ def run(
     def save_resume() -> None:
         if store is None:
             return
-        opt_tensors, opt_meta = _optim_tensors(optimizer)
+        opt_tensors, opt_meta = optim_tensors(optimizer)
         tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
         tensors.update(opt_tensors)
         tensors["rng.torch"] = torch.get_rng_state()
@@ -313,7 +313,7 @@ def run(
     stop_reason = stop_rule.reason  # set already when resuming a run killed between its stop and its summary
     on_cpu = device.type == "cpu"
     reported = -1  # the last step handed to on_step (a divergence found mid-step comes back to the same step)
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         while True:
             for h in interventions:  # a data intervention may swap the training set (reg.swap_step, ungrokking)
                 data = h.train_data(data, step)

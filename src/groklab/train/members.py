@@ -48,6 +48,7 @@ from groklab.errors import ConfigError, RunDirError
 from groklab.store import RunDir
 from groklab.train import loop as L
 from groklab.train.optim import build_optimizer, loss_fn, lr_at
+from groklab.train.runtime import tune_cpu_runtime
 from groklab.train.schedule import eval_steps, log_spaced_steps
 
 BATCH_SEED_OFFSET = 1_000_003  # run()'s minibatch generator: torch.Generator().manual_seed(seed + this)
@@ -351,7 +352,7 @@ def _cpu_runtime(threads: int | None):
     try:
         from groklab.train.runtime import cpu_runtime
     except ImportError:  # before the runtime module: the loop's process-wide settings
-        L._tune_cpu_runtime()
+        tune_cpu_runtime()
         if threads is not None:
             torch.set_num_threads(threads)
         yield None
@@ -448,7 +449,7 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
         mb = members[active[j]]
         model = sync(j)
         opt.member_state(j, mb.optimizer, list(model.named_parameters()), lr_at(step - 1, mb.cfg.optim, total) if step > 0 else None)
-        opt_tensors, opt_meta = L._optim_tensors(mb.optimizer)
+        opt_tensors, opt_meta = L.optim_tensors(mb.optimizer)
         tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
         tensors.update(opt_tensors)
         tensors["rng.torch"] = mb.rng
@@ -532,7 +533,7 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
         active = [active[j] for j in going]
         bind()
 
-    with L._StopFlag() as stop:
+    with L.StopFlag() as stop:
         while active:
             now = time.perf_counter()
             save_all = writing and (now - last_save >= resume_every or stop.requested)
