@@ -1,7 +1,9 @@
-"""Pieces shared by the models: hook points, activations, and reading activations out with a cache."""
+"""Pieces shared by the models: hook points, activations, the MLP models' hidden stack, and reading
+activations out with a cache."""
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -38,6 +40,38 @@ def quadratic(x: torch.Tensor) -> torch.Tensor:
 
 def activation(name: str):
     return {"relu": F.relu, "gelu": F.gelu, "quadratic": quadratic, "tanh": torch.tanh}[name]
+
+
+def add_mlp_weights(module: nn.Module, d_in: int, width: int, depth: int, n_out: int, bias: bool) -> None:
+    """Give `module` the hidden stack the MLP models share, under their role names: `W_in` (d_in, width),
+    `b_in`, `W_hidden.i` (width, width) for the depth − 1 layers after the first, `b_hidden.i`, `W_out`
+    (width, n_out), `b_out` (biases only with `bias`). Weights N(0, 1/fan_in), biases zero, drawn in that
+    order from torch's global generator (the order fixes which numbers each weight gets for a seed)."""
+    module.W_in = nn.Parameter(torch.randn(d_in, width) / math.sqrt(d_in))
+    module.b_in = nn.Parameter(torch.zeros(width)) if bias else None
+    module.W_hidden = nn.ParameterList(nn.Parameter(torch.randn(width, width) / math.sqrt(width)) for _ in range(depth - 1))
+    module.b_hidden = nn.ParameterList(nn.Parameter(torch.zeros(width)) for _ in range(depth - 1)) if bias else None
+    module.W_out = nn.Parameter(torch.randn(width, n_out) / math.sqrt(width))
+    module.b_out = nn.Parameter(torch.zeros(n_out)) if bias else None
+
+
+def mlp_hidden(module: nn.Module, h: torch.Tensor, act, drop: nn.Module, norms: nn.ModuleList | None = None) -> torch.Tensor:
+    """The layers after the first of a stack made by `add_mlp_weights`: h (B, width) through each `W_hidden.i`
+    (+ `b_hidden.i`), then `norms[i + 1]` when given (norms[0] belongs to the first layer), `act`, `drop`."""
+    for i, W in enumerate(module.W_hidden):
+        h = h @ W
+        if module.b_hidden is not None:
+            h = h + module.b_hidden[i]
+        if norms is not None:
+            h = norms[i + 1](h)
+        h = drop(act(h))
+    return h
+
+
+def mlp_readout(module: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """(B, width) -> (B, n_out): `W_out` (+ `b_out`)."""
+    out = h @ module.W_out
+    return out if module.b_out is None else out + module.b_out
 
 
 @contextmanager

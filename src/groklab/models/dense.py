@@ -11,12 +11,10 @@ U(±1/√fan_in), a third of this variance); `model.init_scale` multiplies all o
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 
-from groklab.models.common import HookPoint, activation
+from groklab.models.common import HookPoint, activation, add_mlp_weights, mlp_hidden, mlp_readout
 
 
 class DenseMLP(nn.Module):
@@ -31,12 +29,7 @@ class DenseMLP(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        self.W_in = nn.Parameter(torch.randn(d_input, width) / math.sqrt(d_input))
-        self.b_in = nn.Parameter(torch.zeros(width)) if bias else None
-        self.W_hidden = nn.ParameterList(nn.Parameter(torch.randn(width, width) / math.sqrt(width)) for _ in range(depth - 1))
-        self.b_hidden = nn.ParameterList(nn.Parameter(torch.zeros(width)) for _ in range(depth - 1)) if bias else None
-        self.W_out = nn.Parameter(torch.randn(width, n_outputs) / math.sqrt(width))
-        self.b_out = nn.Parameter(torch.zeros(n_outputs)) if bias else None
+        add_mlp_weights(self, d_input, width, depth, n_outputs, bias)
         self.act = activation(act)
         self.drop = nn.Dropout(dropout)
         self.hook_pre = HookPoint()  # (B, width) first-layer pre-activations
@@ -46,12 +39,5 @@ class DenseMLP(nn.Module):
         h = x @ self.W_in  # (B, d_input) -> (B, width)
         if self.b_in is not None:
             h = h + self.b_in
-        h = self.drop(self.act(self.hook_pre(h)))
-        for i, W in enumerate(self.W_hidden):
-            h = h @ W
-            if self.b_hidden is not None:
-                h = h + self.b_hidden[i]
-            h = self.drop(self.act(h))
-        h = self.hook_post(h)
-        out = h @ self.W_out
-        return out if self.b_out is None else out + self.b_out  # (B, n_outputs)
+        h = mlp_hidden(self, self.drop(self.act(self.hook_pre(h))), self.act, self.drop)
+        return mlp_readout(self, self.hook_post(h))  # (B, n_outputs)

@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn as nn
 
-from groklab.models.common import HookPoint, activation, rows
+from groklab.models.common import HookPoint, activation, add_mlp_weights, mlp_hidden, mlp_readout, rows
 
 
 class MLP(nn.Module):
@@ -37,12 +37,7 @@ class MLP(nn.Module):
             d_in = 2 * d_embed
         else:
             d_in = 2 * n_elements
-        self.W_in = nn.Parameter(torch.randn(d_in, width) / math.sqrt(d_in))
-        self.b_in = nn.Parameter(torch.zeros(width)) if bias else None
-        self.W_hidden = nn.ParameterList(nn.Parameter(torch.randn(width, width) / math.sqrt(width)) for _ in range(depth - 1))
-        self.b_hidden = nn.ParameterList(nn.Parameter(torch.zeros(width)) for _ in range(depth - 1)) if bias else None
-        self.W_out = nn.Parameter(torch.randn(width, n_classes) / math.sqrt(width))
-        self.b_out = nn.Parameter(torch.zeros(n_classes)) if bias else None
+        add_mlp_weights(self, d_in, width, depth, n_classes, bias)
         self.act = activation(act)
         self.drop = nn.Dropout(dropout)
         # BatchNorm of each hidden layer's pre-activations; its running statistics are buffers in state_dict.
@@ -63,14 +58,5 @@ class MLP(nn.Module):
         h = self.hook_pre(self.first_layer(pairs))
         if self.bn is not None:
             h = self.bn[0](h)
-        h = self.drop(self.act(h))
-        for i, W in enumerate(self.W_hidden):
-            h = h @ W
-            if self.b_hidden is not None:
-                h = h + self.b_hidden[i]
-            if self.bn is not None:
-                h = self.bn[i + 1](h)
-            h = self.drop(self.act(h))
-        h = self.hook_post(h)
-        out = h @ self.W_out
-        return out if self.b_out is None else out + self.b_out  # (B, n_classes)
+        h = mlp_hidden(self, self.drop(self.act(h)), self.act, self.drop, self.bn)
+        return mlp_readout(self, self.hook_post(h))  # (B, n_classes)

@@ -16,12 +16,11 @@ representation organize before the decoder memorizes), decoder weights N(0, 1/fa
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn as nn
 
-from groklab.models.common import HookPoint, activation, rows
+from groklab.models.common import HookPoint, activation, add_mlp_weights, mlp_hidden, mlp_readout, rows
 
 
 class ToyModel(nn.Module):
@@ -38,12 +37,7 @@ class ToyModel(nn.Module):
     ):
         super().__init__()
         self.W_E = nn.Parameter(torch.rand(n_elements, d_embed) - 0.5)
-        self.W_in = nn.Parameter(torch.randn(d_embed, width) / math.sqrt(d_embed))
-        self.b_in = nn.Parameter(torch.zeros(width)) if bias else None
-        self.W_hidden = nn.ParameterList(nn.Parameter(torch.randn(width, width) / math.sqrt(width)) for _ in range(depth - 1))
-        self.b_hidden = nn.ParameterList(nn.Parameter(torch.zeros(width)) for _ in range(depth - 1)) if bias else None
-        self.W_out = nn.Parameter(torch.randn(width, n_classes) / math.sqrt(width))
-        self.b_out = nn.Parameter(torch.zeros(n_classes)) if bias else None
+        add_mlp_weights(self, d_embed, width, depth, n_classes, bias)  # the decoder
         self.act = activation(act)
         self.drop = nn.Dropout(dropout)
         self.hook_embed_sum = HookPoint()  # (B, d_embed) E_x + E_y, the decoder's input
@@ -54,12 +48,5 @@ class ToyModel(nn.Module):
         h = h @ self.W_in
         if self.b_in is not None:
             h = h + self.b_in
-        h = self.drop(self.act(h))  # (B, width)
-        for i, W in enumerate(self.W_hidden):
-            h = h @ W
-            if self.b_hidden is not None:
-                h = h + self.b_hidden[i]
-            h = self.drop(self.act(h))
-        h = self.hook_post(h)
-        out = h @ self.W_out
-        return out if self.b_out is None else out + self.b_out  # (B, n_classes)
+        h = mlp_hidden(self, self.drop(self.act(h)), self.act, self.drop)  # (B, width)
+        return mlp_readout(self, self.hook_post(h))  # (B, n_classes)
