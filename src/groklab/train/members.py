@@ -30,7 +30,6 @@ order).
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import math
 import time
@@ -47,8 +46,10 @@ from groklab.config import RegConfig, RunConfig, TrainConfig
 from groklab.errors import ConfigError, RunDirError
 from groklab.store import RunDir
 from groklab.train import loop as L
-from groklab.train.optim import build_optimizer, loss_fn, lr_at
-from groklab.train.runtime import tune_cpu_runtime
+from groklab.store import check_out_path, config_fingerprint
+from groklab.train.optim import build_optimizer, loss_fn, loss_spec, lr_at
+from groklab.train.runtime import cpu_runtime
+from groklab.train.stop import STANDARD_METRICS, StopRule
 from groklab.train.schedule import eval_steps, log_spaced_steps
 
 BATCH_SEED_OFFSET = 1_000_003  # run()'s minibatch generator: torch.Generator().manual_seed(seed + this)
@@ -266,30 +267,22 @@ class _Member:
     store: RunDir | None
     batch: int | None = None  # the resolved minibatch size (None: full batch)
     hooks: list = field(default_factory=list)  # its interventions (train/hooks.py), on its own module
-    stop: Any = None
+    stop: StopRule | None = None
     rows: list[dict] = field(default_factory=list)
     logged: set[int] = field(default_factory=set)
     stopped: tuple[str, int] | None = None  # (stop_reason, stopped_step) once it has stopped
 
 
-def _stop_rule(cfg: RunConfig):
-    """run()'s stop rule for this member (train.stop_when, a non-finite loss), None before it exists."""
-    try:
-        from groklab.train.stop import StopRule
-    except ImportError:
-        return None
+def _stop_rule(cfg: RunConfig) -> StopRule:
+    """run()'s stop rule for this member (train.stop_when with its patience, a non-finite loss)."""
     return StopRule.from_config(cfg.train)
 
 
 def _check_stop_names(mb: _Member) -> None:
     """run(): a stop condition on a metric outside the standard ones is checked on a dry evaluation
     (generators untouched), so a misspelt train.stop_when is refused before any directory exists."""
-    try:
-        from groklab.train.stop import STANDARD_METRICS
-    except ImportError:
-        return
-    cond = getattr(mb.stop, "condition", None)
-    if cond is None or cond.metric in STANDARD_METRICS or not hasattr(mb.stop, "check_names"):
+    cond = mb.stop.condition
+    if cond is None or cond.metric in STANDARD_METRICS:
         return
     with torch.random.fork_rng(devices=[]):
         names = {"step", "weight_norm", "last_layer_norm", "lr", "elapsed_s", *L.evaluate(mb.model, mb.data, mb.cfg.train.loss, mb.cfg.train.eval_batch_size)}
@@ -315,10 +308,8 @@ def _member_rng(mb: _Member):
 
 
 def _loss_name(cfg: RunConfig) -> str:
-    """The loss name run() hands loss_fn and evaluate (`train.loss`, and its reduction where the repo has one)."""
-    from groklab.train import optim as O
-
-    return O.loss_spec(cfg.train) if hasattr(O, "loss_spec") else cfg.train.loss
+    """The loss name run() hands loss_fn and evaluate (`train.loss`, with its reduction)."""
+    return loss_spec(cfg.train)
 
 
 def _pad(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -342,23 +333,8 @@ def run_members(configs: list[RunConfig], *, write: bool = True, on_step: Callab
     ok, why = batchable(configs)
     if not ok:
         raise ConfigError(f"these runs cannot train as stacked members: {why}")
-    with _cpu_runtime(configs[0].train.threads) as rt:
+    with cpu_runtime(configs[0].train.threads) as rt:  # run()'s CPU settings, for the whole stack
         return _run_members(configs, write, on_step, rt)
-
-
-@contextmanager
-def _cpu_runtime(threads: int | None):
-    """run()'s CPU settings (train/runtime.py: threads, denormals flushed) for the whole stack."""
-    try:
-        from groklab.train.runtime import cpu_runtime
-    except ImportError:  # before the runtime module: the loop's process-wide settings
-        tune_cpu_runtime()
-        if threads is not None:
-            torch.set_num_threads(threads)
-        yield None
-        return
-    with cpu_runtime(threads) as rt:
-        yield rt
 
 
 def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[RunResult]:
@@ -370,29 +346,23 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
     from groklab.tasks import build_dataset
     from groklab.train.interventions import build_interventions
 
-    takes_n_inputs = "n_inputs" in inspect.signature(build_model).parameters
-
     # --- every member built as run() builds it ---
     members: list[_Member] = []
     for cfg in configs:
         tc = cfg.train
         store = RunDir(Path(cfg.out)) if (write and cfg.out) else None
         if store is not None:
-            from groklab import store as S
-
-            if hasattr(S, "check_out_path"):
-                S.check_out_path(cfg.out)  # as run(): one line before any work
+            check_out_path(cfg.out)  # as run(): one line before any work
         if store is not None and (store.path / "config.json").exists():
             raise RunDirError(f"{cfg.out!r} already holds a run; resume it with `groklab resume {cfg.out}` or choose another --out")
         torch.manual_seed(tc.seed)
         data = build_dataset(cfg.task).to(device, dtype)
-        extra = (data.n_inputs,) if takes_n_inputs else ()
-        model = build_model(cfg.model, data.n_elements, data.n_classes, data.d_input, *extra).to(device=device, dtype=dtype)
+        model = build_model(cfg.model, data.n_elements, data.n_classes, data.d_input, data.n_inputs).to(device=device, dtype=dtype)
         optimizer = build_optimizer(model, cfg.optim)
         hooks = build_interventions(cfg, model)
         if list(model.buffers()):
             raise ConfigError(f"model.arch={cfg.model.arch!r} with these settings has buffers, which stacked members do not keep")
-        batch = tc.resolved_batch_size(data.n_train) if hasattr(tc, "resolved_batch_size") else tc.batch_size
+        batch = tc.resolved_batch_size(data.n_train)  # `auto`: min(512, ⌈n_train/2⌉), as run()
         if batch is not None and batch > data.n_train:
             raise ConfigError(f"train.batch_size={batch} is larger than the training set ({data.n_train} samples from task.path={cfg.task.path!r}); use at most {data.n_train}, or None for full batch")
         mb = _Member(
@@ -401,9 +371,8 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
         )
         _check_stop_names(mb)
         members.append(mb)
-    if rt is not None:
-        # run() fits the threads to its model; the stack's work is all members' together
-        rt.fit(types.SimpleNamespace(parameters=lambda: [p for mb in members for p in mb.model.parameters()]))
+    # run() fits the threads to its model; the stack's work is all members' together
+    rt.fit(types.SimpleNamespace(parameters=lambda: [p for mb in members for p in mb.model.parameters()]))
     names = [n for n, _ in members[0].model.named_parameters()]
     shapes = [tuple(p.shape) for _, p in members[0].model.named_parameters()]
     for mb in members[1:]:
@@ -459,12 +428,8 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
         for h in mb.hooks:
             tensors.update({f"hook.{h.name}.{k}": v for k, v in h.state_tensors().items()})
         meta = {"step": step, "elapsed_s": elapsed, "optim": opt_meta}
-        if mb.stop is not None:
-            meta["stop"] = mb.stop.state()
-        from groklab import store as S
-
-        if hasattr(S, "config_fingerprint"):
-            meta["config"] = S.config_fingerprint(mb.cfg)
+        meta["stop"] = mb.stop.state()
+        meta["config"] = config_fingerprint(mb.cfg)
         mb.store.save_resume(tensors, meta)
 
     loss_name = _loss_name(c0)  # one loss for the whole stack (part of the signature)
@@ -483,7 +448,7 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
         return per.masked_fill(~mask, 0.0).sum(1) / torch.tensor(counts, dtype=per.dtype, device=per.device)
 
     on_cpu = device.type == "cpu"
-    check_every = getattr(L, "LOSS_CHECK_EVERY", 1)
+    check_every = L.LOSS_CHECK_EVERY
     step = 0
     interrupted = False
     t0 = time.perf_counter()
@@ -494,7 +459,7 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
         condition is due, and the step it stops at), checkpoint, save the resume state. True: it stops here."""
         mb = members[active[j]]
         final = step >= total or mb.stopped is not None
-        due = mb.stop.due_step() if hasattr(mb.stop, "due_step") else None
+        due = mb.stop.due_step()
         if (step in evals or final or step == due) and step not in mb.logged:
             model = sync(j)
             row = {"step": step, **L.evaluate(model, mb.data, _loss_name(mb.cfg), mb.cfg.train.eval_batch_size)}
@@ -508,7 +473,7 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
             mb.logged.add(step)
             if mb.store is not None:
                 mb.store.append_metrics(row)
-            if mb.stopped is None and mb.stop is not None:
+            if mb.stopped is None:
                 reason = mb.stop.update(step, row)
                 if reason:
                     mb.stopped = (reason, step)
@@ -570,8 +535,7 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
                 bad = [j for j in range(len(ms)) if not math.isfinite(losses[j].item())]
                 for j in bad:
                     mb = ms[j]
-                    if mb.stop is not None:
-                        mb.stop.check_loss(step, losses[j].item())
+                    mb.stop.check_loss(step, losses[j].item())
                     mb.stopped = ("diverged", step)
                     visit(j, step, False)
                 keep = [j for j in range(len(ms)) if j not in bad]
@@ -602,16 +566,12 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
     wall = time.perf_counter() - t0
     for i in active:
         _own(members[i].model)
-    takes_stop = "stop_reason" in inspect.signature(L.make_summary).parameters
     results = []
     for mb in members:
         summary: dict = {}
         if mb.stopped is not None:
             reason, at = mb.stopped
-            if takes_stop:
-                summary = L.make_summary(mb.cfg, mb.rows, mb.model, mb.data, wall, device, reason, at)
-            else:
-                summary = L.make_summary(mb.cfg, mb.rows, mb.model, mb.data, wall, device)
+            summary = L.make_summary(mb.cfg, mb.rows, mb.model, mb.data, wall, device, reason, at)
             summary["batched"] = {"members": len(members), "note": "wall_time_s is the whole stack's"}
             if mb.store is not None:
                 mb.store.write_summary(summary)
