@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import io
 import json
 from pathlib import Path
 from typing import Any, Iterable
@@ -85,7 +86,11 @@ def _figure(png: Path, caption: str) -> str:
 
 def _read_csv(path: Path) -> list[dict]:
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        return _csv_rows(f)
+
+
+def _csv_rows(lines: Iterable[str]) -> list[dict]:
+    rows = list(csv.DictReader(lines))
     for r in rows:
         for k, v in r.items():
             try:
@@ -127,6 +132,33 @@ def _figures_and_tables(d: Path) -> list[str]:
     return out
 
 
+def _analysis_cards(run_dir: Path) -> list[tuple[str, Any]]:
+    """Headline numbers of `groklab analyze` from RUN/analysis/summary.json (the keys analysis/driver.py
+    writes), for the analyses that have run; none before any has."""
+    path = run_dir / "analysis" / "summary.json"
+    if not path.is_file():
+        return []
+    try:
+        a = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    cards: list[tuple[str, Any]] = []
+
+    def add(label: str, *keys: str) -> None:
+        v: Any = a
+        for k in keys:
+            v = v.get(k) if isinstance(v, dict) else None
+        if v is not None:
+            cards.append((label, v))
+
+    add("phase", "grokking", "phase")
+    add("key frequencies", "key_frequencies")
+    add("key fraction of power", "key_fraction")
+    add("median neuron IPR", "ipr", "median")
+    add("RQI of the embedding", "representations", "embedding", "rqi")
+    return cards
+
+
 def run_report(run_dir: Path) -> str:
     from groklab.report.plots import plot_curves
     from groklab.store import load_run
@@ -147,12 +179,7 @@ def run_report(run_dir: Path) -> str:
         ("steps", cfg.train.steps),
         ("wall time (s)", s.get("wall_time_s")),
     ]
-    for key in ("phase", "key_frequencies"):
-        if key in s:
-            cards.append((key.replace("_", " "), s[key]))
-    for key, v in s.items():
-        if key.startswith("analysis_") and isinstance(v, (int, float, str, list)):
-            cards.append((key[9:].replace("_", " "), v))
+    cards += _analysis_cards(run_dir)
     sections = [
         "<h2>Summary</h2>" + _cards([(k, "never" if v is None and s else v) for k, v in cards]),
         "<h2>Curves</h2>" + (_figure(curves, "accuracy and loss against optimization steps (log axis)") if curves.exists() else "<p>no metrics yet</p>"),
@@ -169,14 +196,17 @@ def sweep_report(sweep_dir: Path) -> str:
     from groklab.sweep.table import sweep_table
 
     spec = json.loads((sweep_dir / "sweep.json").read_text())
-    # Table and figures from the runs as they are now, read once, so the page never mixes stale and fresh.
-    sweep_figures(sweep_dir, sweep_table(sweep_dir))
-    tables = sorted(sweep_dir.glob("*.csv"))
+    # Table and figures from the runs as they are now, read once, so the page never mixes stale and fresh. The
+    # page only reads the runs: table.csv is written by the sweep and `groklab table`, never by a report.
+    df = sweep_table(sweep_dir, write=False)
+    sweep_figures(sweep_dir, df)
+    rows = _csv_rows(io.StringIO(df.to_csv(index=False)))  # the rows table.csv would hold, typed as read back
+    tables = sorted(t for t in sweep_dir.glob("*.csv") if t.name != "table.csv")
     pngs = sorted(sweep_dir.glob("*.png")) + sorted((sweep_dir / "figures").glob("*.png") if (sweep_dir / "figures").is_dir() else [])
-    rows = _read_csv(tables[0]) if tables else []
     sections = [
-        "<h2>Summary</h2>" + _cards([("runs", len(rows)), ("finished", sum(1 for r in rows if r.get("finished") in (True, "True", 1)) if rows and "finished" in rows[0] else len(rows))]),
+        "<h2>Summary</h2>" + _cards([("runs", len(rows)), ("finished", sum(1 for r in rows if r.get("status") == "done"))]),
         "<h2>Figures</h2>" + "".join(_figure(p, p.stem.replace("_", " ")) for p in pngs) if pngs else "",
+        "<h2>Table: table.csv</h2>" + _table(rows),
         *(f"<h2>Table: {_e(t.name)}</h2>" + _table(_read_csv(t)) for t in tables),
         "<h2>Sweep spec</h2>" + _kv_table(flatten_dict(spec)),
     ]

@@ -298,7 +298,7 @@ def identity(cfg: RunConfig) -> dict[str, Any]:
 
     Hashing only the differences keeps a name stable when groklab later gains a config field (with a
     default that keeps old behaviour). A run directory found under a name is still checked against
-    the full config before it counts as done (see `groklab.sweep.executors.check_matches`).
+    the full config before it counts as done (see `groklab.sweep.layout.check_matches`).
     """
     d = cfg.to_dict()
     d.pop("format_version", None)
