@@ -244,3 +244,73 @@ def test_knowledge_run_logs_id_and_ood_accuracy_and_reloads(tmp_path):
     model = load_run(tmp_path / "kg").load_model()
     x = build_dataset(cfg.task).x_val[:5]
     assert torch.allclose(model(x), res.model.eval()(x))
+
+
+# --- part 6: structural grokking — Dyck prefixes and tree projections (Murty et al. 2022, 2023) -----------------
+def test_dyck_prefixes_are_balanced_and_labelled_by_the_stack_top():
+    from groklab.tasks.dyck import gold_spans, is_balanced_prefix
+
+    cfg = TaskConfig(group="dyck", dyck_k=3, dyck_depth=3, dyck_len=12, train_size=300, val_size=100)
+    data = build_dataset(cfg)
+    pad = 2 * 3
+    assert data.n_inputs == 12 and data.n_classes == 3 and data.n_elements == 7
+    rows = torch.cat([data.x_train, data.x_val])
+    labels = torch.cat([data.y_train, data.y_val])
+    for row, y in zip(rows.tolist(), labels.tolist()):
+        toks = [t for t in row if t != pad]
+        assert row[: len(row) - len(toks)] == [pad] * (len(row) - len(toks))  # left-padded
+        # Brute force: a stack over the brackets never pops a wrong type, nests at most 3 deep, ends non-empty.
+        stack, deepest = [], 0
+        for t in toks:
+            c, closing = divmod(t, 2)
+            if closing:
+                assert stack and stack.pop() == c
+            else:
+                stack.append(c)
+                deepest = max(deepest, len(stack))
+        assert stack and y == stack[-1] and deepest <= 3 and 2 <= len(toks) <= 12
+        assert is_balanced_prefix(row, 3) == (True, stack)
+    assert len({tuple(r) for r in rows.tolist()}) == len(rows)  # distinct, so train and val are disjoint
+    assert gold_spans([6, 0, 2, 3, 1, 4], 3) == {(2, 3), (1, 4)}
+    assert torch.equal(build_dataset(cfg).x_train, data.x_train)
+    with pytest.raises(ConfigError, match=r"task\.dyck_k=1 must be at least 2"):
+        TaskConfig(group="dyck", dyck_k=1)
+
+
+def test_tree_projection_recovers_a_known_tree_and_scores_context_free_models_zero():
+    from groklab.analysis.tree_projection import bracket_f1, cky_projection, random_tree, t_score
+
+    gold = {(0, 5), (0, 1), (2, 5), (2, 3), (4, 5)}  # ((0 1) ((2 3) (4 5)))
+    chart = {(i, j): (0.0 if (i, j) in gold else 1.0) for i in range(6) for j in range(i + 1, 6)}
+    cost, spans = cky_projection(chart, 0, 5)
+    assert spans == gold and cost == 0.0
+    t, _ = t_score(chart, 0, 5, n_random=200)
+    assert t > 0
+    # Random trees are binary trees over the span: n - 1 constituents of length ≥ 2, the root among them.
+    import random
+
+    tree = random_tree(0, 5, random.Random(1))
+    assert len(tree) == 5 and (0, 5) in tree
+    # A model whose span vectors never depend on context has SCI 0 everywhere: no tree is preferred.
+    flat = {s: 0.0 for s in chart}
+    assert t_score(flat, 0, 5)[0] == 0.0
+    assert bracket_f1(gold, gold) == 1.0 and bracket_f1({(0, 5), (0, 4)}, gold) == pytest.approx(2 * (1 / 2) * (1 / 5) / (1 / 2 + 1 / 5))
+
+
+def test_tree_projection_of_a_transformer():
+    from groklab.analysis.tree_projection import transformer_tree_projection
+    from groklab.models import build_model
+    from groklab.tasks.dyck import gold_spans
+
+    data = build_dataset(TaskConfig(group="dyck", dyck_k=2, dyck_depth=3, dyck_len=8, train_size=20, val_size=5))
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(n_layers=2, d_model=16, n_heads=2, d_mlp=32), data.n_elements, data.n_classes, None, data.n_inputs)
+    out = transformer_tree_projection(model, data.x_val, pad=4, n_random=20, gold=lambda t: gold_spans(t, 2))
+    assert math.isfinite(out["t_score"]) and 0.0 <= out["parse_f1"] <= 1.0
+    # Attention switched off (W_O, b_O = 0): every position's vector depends on its own token alone, so a span's
+    # vector is the same in context and alone and the t-score is 0.
+    with torch.no_grad():
+        for block in model.blocks:
+            block.attn.W_O.zero_()
+            block.attn.b_O.zero_()
+    assert transformer_tree_projection(model, data.x_val, pad=4, n_random=20)["t_score"] == pytest.approx(0.0, abs=1e-9)

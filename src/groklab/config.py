@@ -94,11 +94,12 @@ class TaskConfig:
     """The data: a binary-operation table, sparse parity, images, teacher–student regression or your own
     tensors (`groklab tasks`); its train/validation split and label corruption."""
 
-    group: Literal["modular", "permutation", "integer", "parity", "images", "teacher", "custom", "knowledge"] = "modular"
+    group: Literal["modular", "permutation", "integer", "parity", "images", "teacher", "custom", "knowledge", "dyck"] = "modular"
     """`modular`: elements 0..p-1; `permutation`: elements of S_n; `integer`: x+y without the modulus (Liu et
     al. 2022); `parity`: sparse parity (Barak et al.); `images`: 8x8 digits (Omnigrok); `teacher`:
     teacher–student regression (Omnigrok); `custom`: tensors from `task.path`; `knowledge`: two-hop
-    composition over a random knowledge graph (Wang et al. 2024). See `groklab tasks`."""
+    composition over a random knowledge graph (Wang et al. 2024); `dyck`: the closing bracket of Dyck-k prefixes
+    (structural grokking, Murty et al. 2023). See `groklab tasks`."""
     op: str = "x+y"
     """The operation (see `groklab ops`), e.g. `x+y`, `x/y`, `x^2+xy+y^2`, or `x*y*x^-1` on S_n."""
     p: int = 97
@@ -171,6 +172,13 @@ class TaskConfig:
     id_test_frac: float = 0.005
     """knowledge: share of the ID inferred facts held out as the ID test split (the authors' 0.5%), in (0, 1);
     `task.val_size` caps each test split (the authors: 3000)."""
+    # dyck (Murty et al. 2023, structural grokking)
+    dyck_k: int = 2
+    """dyck: number of bracket types k (the classes: which type closes next); `train_size`/`val_size` distinct prefixes."""
+    dyck_depth: int = 4
+    """dyck: the deepest nesting allowed."""
+    dyck_len: int = 16
+    """dyck: the longest prefix (the sequence length; shorter prefixes are left-padded)."""
 
     def __post_init__(self) -> None:
         _check_finite(self, "task")
@@ -222,6 +230,12 @@ class TaskConfig:
             _check(self.tol > 0, f"task.tol={self.tol} must be positive")
             _check(self.corrupt_frac == 0, f"task.corrupt_frac={self.corrupt_frac}: teacher labels are real-valued and cannot be corrupted; use 0")
             _choice("task.labels (for task.group='teacher')", self.labels, ("auto", "real"))
+        elif g == "dyck":
+            _check(self.dyck_k >= 2, f"task.dyck_k={self.dyck_k} must be at least 2 (the classes are the bracket types)")
+            _check(self.dyck_depth >= 1, f"task.dyck_depth={self.dyck_depth} must be at least 1")
+            _check(self.dyck_len >= 2, f"task.dyck_len={self.dyck_len} must be at least 2")
+            for name in ("train_size", "val_size"):
+                _check(getattr(self, name) >= 1, f"task.{name}={getattr(self, name)} must be at least 1")
         elif g == "knowledge":
             for name in ("n_entities", "n_relations", "out_degree", "val_size"):
                 _check(getattr(self, name) >= 1, f"task.{name}={getattr(self, name)} must be at least 1")
@@ -253,13 +267,13 @@ class TaskConfig:
         if self.group == "knowledge":  # every atomic fact, and φ inferred facts per ID atomic fact
             n_atomic = self.n_entities * self.out_degree
             return n_atomic + round(self.phi * (n_atomic - round(self.ood_frac * n_atomic)))
-        if self.group in VECTOR_GROUPS:
+        if self.group in VECTOR_GROUPS or self.group == "dyck":
             return self.train_size
         return max(1, min(self.n_equations - 1, round(self.train_frac * self.n_equations)))
 
     def describe_train_set(self) -> str:
         """The training set's size and where it comes from, for messages."""
-        if self.group in VECTOR_GROUPS:
+        if self.group in VECTOR_GROUPS or self.group == "dyck":
             return f"{self.train_size} samples: task.train_size"
         if self.group == "knowledge":
             return f"{self.n_train} facts: task.n_entities × task.out_degree atomic, task.phi={self.phi} inferred per ID atomic"
@@ -557,7 +571,7 @@ class RunConfig:
             "inputs; use model.arch='mlp'",
         )
         _check(
-            self.task.group != "knowledge" or self.model.arch == "transformer",
+            self.task.group not in ("knowledge", "dyck") or self.model.arch == "transformer",
             f"model.arch={self.model.arch!r} reads operand pairs, but task.group={self.task.group!r} gives token sequences; "
             "use model.arch='transformer'",
         )

@@ -191,12 +191,12 @@ def full_table(cfg: TaskConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def build_dataset(cfg: TaskConfig) -> Dataset:
     """The data set a task config describes (see `groklab tasks`)."""
-    from groklab.tasks import custom, images, knowledge, parity, teacher
+    from groklab.tasks import custom, dyck, images, knowledge, parity, teacher
 
     builders = {
         "modular": table_dataset, "permutation": table_dataset, "integer": table_dataset,
         "parity": parity.build, "images": images.build, "teacher": teacher.build, "custom": custom.build,
-        "knowledge": knowledge.build,
+        "knowledge": knowledge.build, "dyck": dyck.build,
     }
     return builders[cfg.group](cfg)
 

@@ -51,6 +51,11 @@ TASKS: dict[str, TaskInfo] = {
             "n_entities, n_relations, out_degree, phi, ood_frac, id_test_frac, val_size (each test split), seed",
         ),
         TaskInfo(
+            "dyck", "which bracket type closes next after a Dyck-k prefix; tree projections measure tree-structuredness",
+            "Murty et al. 2023, grokking of hierarchical structure (arXiv 2305.18741)",
+            "dyck_k, dyck_depth, dyck_len, train_size, val_size, seed",
+        ),
+        TaskInfo(
             "custom", "your own tensors from a .safetensors or .npz file (see docs/tasks.md)",
             "-", "path, sha256, labels, tol, train_frac (when the file has no split), corrupt_frac, seed",
         ),
@@ -75,6 +80,8 @@ def describe(task) -> str:
         what = f"{task.images}, {task.train_size} training images"
     elif g == "teacher":
         what = f"teacher–student, d_in {task.d_in}, {task.train_size} training samples"
+    elif g == "dyck":
+        what = f"Dyck-{task.dyck_k} prefixes up to {task.dyck_len} tokens, depth ≤ {task.dyck_depth}, {task.train_size} training samples"
     elif g == "knowledge":
         what = f"knowledge composition, {task.n_entities} entities, {task.n_relations} relations, φ = {task.phi}"
     else:
