@@ -17,6 +17,12 @@ same process reuse the workers. Fewer steps than a real sweep keep it short; the
 and they are measured in the same run. On a shared machine the numbers are noisy: run it twice.
 Targets (issue 12.5): batched small-MLP sweep ≥ 3× sequential; ≥ 8 small transformers ≥ 2× sequential,
 on 2 cores.
+
+Measured 2026-11-30 with `taskset -c 0,1` on a 2-core machine that other jobs kept busy (1-minute load
+average 9–14), so the absolute times are several times a quiet machine's and the ratios are noisy
+(sequential and the sweeps ran minutes apart under different loads); two runs:
+    mlp (32 runs):         per-process 2.63x / 1.84x, batched 3.46x / 2.70x   (worker start-up 11–14 s)
+    transformer (8 runs):  per-process 2.54x / 3.81x, batched 4.00x / 4.45x
 """
 
 from __future__ import annotations

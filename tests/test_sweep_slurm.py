@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from groklab import RunConfig, load_run
-from groklab.errors import GroklabError
+from groklab.errors import ConfigError, GroklabError
 from groklab.sweep import sweep
 from groklab.sweep.layout import SweepDir, run_point
 
@@ -56,3 +56,8 @@ def test_slurm_errors_are_one_line(tmp_path, monkeypatch):
     with pytest.raises(GroklabError, match="no Slurm") as e:
         run_slurm(str(tmp_path), [("x", tiny().to_dict())])
     assert "\n" not in str(e.value)
+    with pytest.raises(GroklabError, match="no Slurm"):  # refused before the sweep directory is written
+        sweep(tiny(), {"optim.lr": [1e-3, 1e-2]}, out=tmp_path / "s", executor="slurm", progress=False)
+    assert not (tmp_path / "s").exists()
+    with pytest.raises(ConfigError, match="runs_per_job"):
+        run_slurm(str(tmp_path), [], options={"cluster": "local", "runs_per_job": 0})

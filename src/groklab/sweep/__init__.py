@@ -138,6 +138,10 @@ def sweep(
     """Run every point of a sweep into `out`; see the module docstring. With `resume`, an existing sweep
     directory is finished (base/grid/seeds may then be left out: the saved spec is used)."""
     sd = SweepDir(out)
+    if executor == "slurm":  # no submitit or no Slurm: one line, before the sweep directory is written
+        from groklab.sweep.slurm_exec import preflight
+
+        preflight(cluster_options)
     given = base is not None or grid is not None or random is not None
     spec = SweepSpec.build(base, grid, seeds, random=random, samples=samples, random_seed=random_seed, seed_fields=seed_fields) if given else None
     spec = require_new_or_resume(sd, spec, resume)

@@ -49,6 +49,22 @@ def parse_options(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def preflight(options: dict[str, Any] | None) -> tuple[Any, dict[str, Any], str, int]:
+    """Check, before the sweep writes anything, that submitit is installed and Slurm is here (or a local
+    cluster was asked for). Returns (submitit, job settings, cluster, runs per job)."""
+    submitit = import_submitit()
+    opts = {**DEFAULTS, **(options or {})}
+    cluster = opts.pop("cluster", "slurm")
+    per_job = opts.pop("runs_per_job", 1)
+    if not isinstance(per_job, int) or per_job < 1:
+        raise ConfigError(f"--cluster-option runs_per_job={per_job!r} must be an integer of at least 1")
+    if cluster not in ("slurm", "local", "debug"):
+        raise ConfigError(f"--cluster-option cluster={cluster!r} is not allowed; choose one of: slurm, local, debug")
+    if cluster == "slurm" and shutil.which("sbatch") is None:
+        raise GroklabError("--executor slurm: this machine has no Slurm (no `sbatch` on PATH); run the sweep on a Slurm login node, or use --executor local")
+    return submitit, opts, cluster, per_job
+
+
 def train_points(sweep_dir: str, points: list[tuple[str, dict]]) -> list[str]:
     """A job: train the points one after another (`run_point`), each with its own outcome."""
     from groklab.sweep.layout import run_point
@@ -67,16 +83,9 @@ def run_slurm(
 ) -> dict[str, str]:
     """Submit the points as Slurm jobs and wait for them; returns each run id's outcome ("done", "skipped",
     "busy", "interrupted" or "failed: ...")."""
-    submitit = import_submitit()
+    submitit, opts, cluster, per_job = preflight(options)
     from groklab.sweep.layout import SweepDir
 
-    opts = {**DEFAULTS, **(options or {})}
-    cluster = opts.pop("cluster", "slurm")
-    per_job = int(opts.pop("runs_per_job", 1))
-    if per_job < 1:
-        raise ConfigError(f"runs_per_job={per_job} must be at least 1")
-    if cluster == "slurm" and shutil.which("sbatch") is None:
-        raise GroklabError("--executor slurm: this machine has no Slurm (no `sbatch` on PATH); run the sweep on a Slurm login node, or use --executor local")
     sd = SweepDir(sweep_dir)
     try:
         executor = submitit.AutoExecutor(folder=sd.path / "slurm" / "%j", cluster=cluster)
