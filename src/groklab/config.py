@@ -428,8 +428,8 @@ class TrainConfig:
     """How `mse` (and any loss on vector targets) combines the classes or outputs of one sample: `sum` adds
     them (then the mean over samples); `mean` averages them, i.e. the mean over classes and samples of
     PyTorch's MSELoss, which Doshi et al.'s and Omnigrok's code use (the loss and its gradient are C times
-    smaller; with Adam this matters only where gradients approach optim.eps). No effect on ce and stablemax.
-    The logged losses follow it."""
+    smaller: with SGD C times smaller steps; with Adam/AdamW exactly `sum` with optim.eps × C, which matters
+    once gradients shrink towards eps). No effect on ce and stablemax. The logged losses follow it."""
     dtype: Literal["float32", "float64"] = "float32"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     seed: int = 0
