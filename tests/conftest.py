@@ -47,3 +47,73 @@ def _deterministic_threads():
 def strip_time(rows):
     """Metric rows without the wall-clock column, which legitimately differs between runs."""
     return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
+
+
+# --- shared builders -------------------------------------------------------------------------------------
+def tiny_transformer(out=None, **dotted):
+    """A 1-layer transformer on x+y mod 13 (a step takes about a millisecond); `dotted` overrides fields
+    ("train.steps": 10, ...) in one go, so overrides that only hold together are validated together."""
+    from groklab.config import ModelConfig, RunConfig, TaskConfig, TrainConfig
+
+    cfg = RunConfig(
+        task=TaskConfig(p=13, train_frac=0.5),
+        model=ModelConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32),
+        train=TrainConfig(steps=40, batch_size=32, threads=1, eval_points=8, checkpoint_points=8),
+        out=None if out is None else str(out),
+    )
+    return cfg.replace(**dotted) if dotted else cfg
+
+
+def tiny_mlp(out=None, **dotted):
+    """Doshi et al.'s quadratic MLP, 8 neurons wide, on x+y mod 11, full batch, 20 steps."""
+    from groklab.config import RunConfig
+
+    return RunConfig().replace(**{
+        "task.p": 11, "task.train_frac": 0.5, "model.arch": "mlp", "model.width": 8, "model.act": "quadratic",
+        "train.steps": 20, "train.batch_size": None, "train.eval_points": 5, "train.checkpoint_points": 2,
+        "out": None if out is None else str(out), **dotted,
+    })
+
+
+def chromium_or_skip():
+    """playwright's sync API and a Chromium executable, or skip the test (before it spends time training)."""
+    import os
+    import shutil
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs the extra: pip install 'groklab[browser]'")
+    exe = os.environ.get("GROKLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("no Chromium found: apt-get install chromium (or set GROKLAB_CHROMIUM)")
+    return sync_api, exe
+
+
+def render_in_chromium(index, shot):
+    """Open an HTML page in headless Chromium (skips without playwright or a Chromium): console errors, whether
+    each image loaded, and the page's text (whitespace collapsed, lower case: CSS upper-cases the card labels).
+    Saves a full-page screenshot to `shot` (and copies it to $GROKLAB_SCREENSHOT_DIR when set)."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    sync_api, exe = chromium_or_skip()
+    errors: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=exe, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(Path(index).as_uri())
+            page.wait_for_load_state("load")
+            loaded = page.eval_on_selector_all("img", "els => els.map(e => e.complete && e.naturalWidth > 0)")
+            text = " ".join(page.inner_text("body").split()).lower()
+            page.screenshot(path=str(shot), full_page=True)
+            if os.environ.get("GROKLAB_SCREENSHOT_DIR"):  # keep the screenshot for a person to look at
+                shutil.copy(shot, Path(os.environ["GROKLAB_SCREENSHOT_DIR"]) / Path(shot).name)
+        finally:
+            browser.close()
+    return errors, loaded, text

@@ -8,10 +8,11 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import strip_time, tiny_transformer
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from groklab import ConfigError, ModelConfig, OptimConfig, RegConfig, RunConfig, TaskConfig, TrainConfig, load_run, resume, run
+from groklab import ConfigError, ModelConfig, OptimConfig, RegConfig, TaskConfig, TrainConfig, load_run, resume, run
 from groklab.models import build_model
 from groklab.train.interventions import build_interventions
 from groklab.train.interventions import GradNoise, GrokfastEMA, GrokfastMA, NormConstraint, OrthoGrad, WeightNoise
@@ -20,19 +21,7 @@ from groklab.train.optim import build_optimizer, collapse_counts, loss_fn, lr_at
 from groklab.tasks import build_dataset
 
 
-def strip_time(rows):
-    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
-
-
-def tiny(out=None, **dotted) -> RunConfig:
-    """A 1-layer transformer on x+y mod 13: a step takes about a millisecond."""
-    cfg = RunConfig(
-        task=TaskConfig(p=13, train_frac=0.5),
-        model=ModelConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32),
-        train=TrainConfig(steps=40, batch_size=32, threads=1, eval_points=8, checkpoint_points=8),
-        out=None if out is None else str(out),
-    )
-    return cfg.replace(**dotted) if dotted else cfg
+tiny = tiny_transformer
 
 
 class Toy(nn.Module):

@@ -3,12 +3,10 @@ and each preset's `quick` scale with its qualitative checks and its report in he
 (`-m presets`, the slow tier CI runs separately)."""
 
 import json
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
+from conftest import render_in_chromium
 
 from groklab.cli import main
 from groklab.presets.recipes import RECIPES, reproduce
@@ -59,39 +57,6 @@ def test_cli_reproduce_smoke(tmp_path):
     assert build_report(tmp_path / "p") == tmp_path / "p" / "report" / "index.html"
 
 
-def _chromium() -> str | None:
-    return os.environ.get("GROKLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def render(index: Path, shot: Path) -> tuple[list[str], list[bool], str]:
-    """Open the page in headless Chromium: console errors, whether each image loaded, the page's text."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs the extra: pip install 'groklab[browser]'")
-    exe = _chromium()
-    if exe is None:
-        pytest.skip("no Chromium found: apt-get install chromium (or set GROKLAB_CHROMIUM)")
-    errors: list[str] = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=exe, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"],
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(index.as_uri())
-            page.wait_for_load_state("load")
-            loaded = page.eval_on_selector_all("img", "els => els.map(e => e.complete && e.naturalWidth > 0)")
-            text = " ".join(page.inner_text("body").split()).lower()
-            page.screenshot(path=str(shot), full_page=True)
-            if os.environ.get("GROKLAB_SCREENSHOT_DIR"):
-                shutil.copy(shot, Path(os.environ["GROKLAB_SCREENSHOT_DIR"]) / shot.name)
-        finally:
-            browser.close()
-    return errors, loaded, text
-
-
 @pytest.mark.presets
 @pytest.mark.parametrize("name", BUILT)
 def test_preset_quick_shows_the_papers_result(tmp_path, name):
@@ -101,7 +66,7 @@ def test_preset_quick_shows_the_papers_result(tmp_path, name):
     failed = {k: c["detail"] for k, c in checks.items() if not c["passed"]}
     assert not failed, failed
     assert meta["wall_time_s"] < 300, f"quick took {meta['wall_time_s']:.0f} s"
-    errors, loaded, text = render(build_report(d), tmp_path / f"{name}.png")
+    errors, loaded, text = render_in_chromium(build_report(d), tmp_path / f"{name}.png")
     assert errors == []
     assert loaded and all(loaded) and len(loaded) == len(meta["figures"])
     assert f"checks passed {len(checks)}/{len(checks)}" in text

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import tiny_mlp
 
 from groklab import RunConfig, load_run, run
 from groklab.errors import ConfigError
@@ -21,12 +22,8 @@ from groklab.sweep.layout import SweepDir
 
 
 def tiny(**over) -> RunConfig:
-    base = RunConfig().replace(**{
-        "task.p": 13, "task.train_frac": 0.5, "model.arch": "mlp", "model.width": 16, "model.act": "quadratic",
-        "optim.weight_decay": 0.3, "optim.lr": 3e-3, "train.steps": 40, "train.batch_size": None, "train.eval_points": 8,
-        "train.checkpoint_points": 3,
-    })
-    return base.replace(**over) if over else base
+    return tiny_mlp(**{"task.p": 13, "model.width": 16, "optim.weight_decay": 0.3, "optim.lr": 3e-3, "train.steps": 40,
+                       "train.eval_points": 8, "train.checkpoint_points": 3, **over})
 
 
 # --- the spec -------------------------------------------------------------------------------------------

@@ -10,21 +10,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import strip_time
+from conftest import strip_time, tiny_transformer
 from safetensors.torch import load_file
 
-from groklab import ModelConfig, OptimConfig, RunConfig, RunDirError, TaskConfig, TrainConfig, load_run, resume, run
+from groklab import RunConfig, RunDirError, load_run, resume, run
 from groklab.train.schedule import log_spaced_steps
 
 
 def tiny(out=None, steps=300, **train) -> RunConfig:
-    return RunConfig(
-        task=TaskConfig(op="x-y", p=17, train_frac=0.5),
-        model=ModelConfig(n_layers=1, d_model=32, n_heads=2, d_mlp=64, dropout=0.1),
-        optim=OptimConfig(lr=3e-3),
-        train=TrainConfig(steps=steps, batch_size=32, eval_points=15, checkpoint_points=6, threads=1, **train),
-        out=None if out is None else str(out),
-    )
+    return tiny_transformer(out, **{"task.op": "x-y", "task.p": 17, "model.d_model": 32, "model.d_mlp": 64, "model.dropout": 0.1,
+                                    "optim.lr": 3e-3, "train.steps": steps, "train.eval_points": 15, "train.checkpoint_points": 6,
+                                    **{f"train.{k}": v for k, v in train.items()}})
 
 
 class Crash(Exception):
