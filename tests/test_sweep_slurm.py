@@ -4,18 +4,15 @@ local pool; without submitit or Slurm, one-line errors."""
 from __future__ import annotations
 
 import pytest
+from conftest import tiny_mlp
 
-from groklab import RunConfig, load_run
+from groklab import load_run
 from groklab.errors import ConfigError, GroklabError
 from groklab.sweep import sweep
 from groklab.sweep.layout import SweepDir, run_point
 
 
-def tiny(**over) -> RunConfig:
-    return RunConfig().replace(**{
-        "task.p": 11, "task.train_frac": 0.5, "model.arch": "mlp", "model.width": 8, "model.act": "quadratic",
-        "train.steps": 20, "train.batch_size": None, "train.eval_points": 5, "train.checkpoint_points": 2,
-    }).replace(**over)
+tiny = tiny_mlp
 
 
 @pytest.mark.integration

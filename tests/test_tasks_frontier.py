@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from conftest import strip_time, tiny_transformer
 
 from groklab import ConfigError, ModelConfig, RegConfig, RunConfig, TaskConfig, TrainConfig, resume, run
 from groklab.tasks import build_dataset
@@ -14,19 +15,9 @@ from groklab.train.interventions import build_interventions
 from groklab.train.interventions import Efficiency, SwapTrainSet, swapped_size
 
 
-def strip_time(rows):
-    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
-
-
 def tiny(out=None, **dotted) -> RunConfig:
-    """A 1-layer transformer on x+y mod 13 (a step takes about a millisecond)."""
-    cfg = RunConfig(
-        task=TaskConfig(p=13, train_frac=0.6),
-        model=ModelConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32),
-        train=TrainConfig(steps=30, batch_size=16, threads=1, eval_points=8, checkpoint_points=6),
-        out=None if out is None else str(out),
-    )
-    return cfg.replace(**dotted) if dotted else cfg
+    return tiny_transformer(out, **{"task.train_frac": 0.6, "train.steps": 30, "train.batch_size": 16, "train.checkpoint_points": 6,
+                                    **dotted})
 
 
 # --- part 4: ungrokking (the training-set swap) and circuit efficiency -----------------------------------------
