@@ -479,7 +479,7 @@ class TrainConfig:
         _check(len(set(self.loggers)) == len(self.loggers), f"train.loggers={self.loggers} names a logger twice")
         _check(self.stop_patience >= 0, f"train.stop_patience={self.stop_patience} must be at least 0")
         if self.stop_when is not None:
-            from groklab.train.stop import parse_condition  # lazily: only configs that set it import the trainer
+            from groklab.conditions import parse_condition
 
             parse_condition(self.stop_when)
 

@@ -8,21 +8,16 @@ the run stops at the first evaluation at or after s + patience (the loop evaluat
 log-spaced schedule does not) — unless an evaluation in between breaks the condition, which starts the count
 again. A training loss that is NaN or ±inf stops the run at once, as "diverged".
 
-This module imports no torch: the config validates `stop_when` with `parse_condition` at parse time.
+The condition itself (`Condition`, `parse_condition`) is in groklab/conditions.py, where the config validates it.
 """
 
 from __future__ import annotations
 
 import math
-import operator
-import re
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
+from groklab.conditions import OPS, SYNTAX, Condition, parse_condition  # noqa: F401  (OPS, SYNTAX re-exported)
 from groklab.errors import ConfigError
-
-OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
-SYNTAX = "METRIC OP NUMBER with OP one of >=, <=, >, < (e.g. 'val_acc>=0.99', 'train_loss<1e-3')"
 
 # The metrics every evaluation row has (train/loop.py: evaluate() and the loop's own columns). Other names
 # (task probes, interventions' metrics, corrupted-label accuracies) are checked at the first evaluation.
@@ -30,37 +25,7 @@ STANDARD_METRICS = frozenset({
     "step", "train_loss", "train_acc", "val_loss", "val_acc", "weight_norm", "last_layer_norm", "lr", "elapsed_s",
 })
 
-_PATTERN = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
-
 STOP_REASONS = ("budget", "condition", "diverged")
-
-
-@dataclass(frozen=True)
-class Condition:
-    metric: str
-    op: str
-    value: float
-
-    def holds(self, row: dict[str, Any]) -> bool:
-        v = row.get(self.metric)
-        # A missing or non-finite value (NaN, or None as metrics.jsonl stores it) never satisfies the condition.
-        if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return False
-        return OPS[self.op](float(v), self.value)
-
-    def __str__(self) -> str:
-        return f"{self.metric}{self.op}{self.value:g}"
-
-
-def parse_condition(text: str, field: str = "train.stop_when") -> Condition:
-    """Parse ``METRIC OP NUMBER``; raise a one-line error naming the field, the value and the syntax."""
-    m = _PATTERN.match(text) if isinstance(text, str) else None
-    if m is None:
-        raise ConfigError(f"{field}={text!r} is not a stop condition; write {SYNTAX}")
-    value = float(m.group(3))
-    if not math.isfinite(value):
-        raise ConfigError(f"{field}={text!r}: the threshold must be a finite number")
-    return Condition(m.group(1), m.group(2), value)
 
 
 class StopRule:
