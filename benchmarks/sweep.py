@@ -20,9 +20,11 @@ on 2 cores.
 
 Measured 2026-11-30 with `taskset -c 0,1` on a 2-core machine that other jobs kept busy (1-minute load
 average 9–14), so the absolute times are several times a quiet machine's and the ratios are noisy
-(sequential and the sweeps ran minutes apart under different loads); two runs:
-    mlp (32 runs):         per-process 2.63x / 1.84x, batched 3.46x / 2.70x   (worker start-up 11–14 s)
-    transformer (8 runs):  per-process 2.54x / 3.81x, batched 4.00x / 4.45x
+(sequential and the sweeps ran minutes apart under different loads); runs of the whole script and one
+of `--only mlp`:
+    mlp (32 runs):         per-process 2.63x / 1.84x / 1.92x, batched 3.46x / 2.70x / 2.41x
+    transformer (8 runs):  per-process 2.54x / 3.81x,         batched 4.00x / 4.45x
+    a worker's start-up:   13.7 s / 10.8 s / 6.3 s (paid once per process: later sweeps reuse the workers)
 """
 
 from __future__ import annotations
