@@ -84,3 +84,18 @@ def test_flatten_dict():
     d = {"a": {"b": 1, "c": {}}, "d": 2}
     assert flatten_dict(d) == {"a.b": 1, "d": 2}
     assert flatten_dict(d, keep_empty=True) == {"a.b": 1, "a.c": {}, "d": 2}
+
+
+def test_save_figure_writes_through_the_atomic_writer(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from groklab.report.plots import save_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = save_figure(fig, tmp_path / "f.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError):
+        save_figure(fig, tmp_path / "g.nosuchformat")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]  # nothing left behind

@@ -12,13 +12,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     """Lay out, write atomically (a reader never sees half a PNG) and close `fig`; returns the path."""
+    from groklab.store import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        fig.tight_layout()
+        # the temporary name ends in .tmp, so the format is named rather than read from the suffix
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=path.suffix[1:] or "png"))
+    finally:
+        plt.close(fig)
     return path
 
 
