@@ -163,6 +163,28 @@ def test_no_import_cycles():
     assert not stale, f"fixed, remove from ALLOWED_CYCLES: {sorted(stale)}"
 
 
+def test_no_private_names_cross_modules():
+    """What one module shares with another is public (issue 14.3): no `from groklab.x import _name`, and no
+    `alias._name` on an imported groklab module."""
+    bad = []
+    for name, path in all_modules().items():
+        tree = ast.parse(path.read_text())
+        aliases = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("groklab"):
+                for a in node.names:
+                    if a.name.startswith("_") and not a.name.startswith("__"):
+                        bad.append(f"{name}: from {node.module} import {a.name}")
+                    aliases.add(a.asname or a.name)
+            elif isinstance(node, ast.Import):
+                aliases |= {a.asname or a.name.split(".")[0] for a in node.names if a.name.startswith("groklab")}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+                bad.append(f"{name}: {node.value.id}.{node.attr}")
+    assert not bad, bad
+
+
 def test_the_checker_sees_lazy_and_relative_imports(tmp_path):
     pkg = tmp_path / "groklab"
     (pkg / "sub").mkdir(parents=True)
