@@ -444,7 +444,8 @@ class TrainConfig:
     """Save the resume state at least this often (seconds), besides every checkpoint step."""
     eval_batch_size: int = 16384
     threads: Optional[int] = None
-    """CPU threads for this run (torch.set_num_threads); None keeps torch's default. Sweeps use 1 per run."""
+    """CPU threads for this run (torch.set_num_threads, restored when the run ends); None chooses by model size
+    and free cores (train/runtime.py; summary.json's threads_reason says why). Sweeps use 1 per run."""
     loggers: list[str] = field(default_factory=list)
     """Extra sinks of the metrics stream, written into the run directory beside metrics.jsonl (which stays the
     source of truth): `tensorboard` (RUN/tensorboard/; `pip install "groklab[tensorboard]"`), `wandb` (an
