@@ -12,6 +12,7 @@ from groklab import presets
 from groklab.analysis import AnalysisError, grokking_over_runs, run_analysis
 from groklab.analysis.grokking import crossing_step
 from groklab.cli import main
+from groklab.report.analysis_plots import draw_analysis
 from groklab.store import load_run
 from groklab.train import run
 
@@ -30,6 +31,10 @@ def small_run(tmp_path_factory):
 def test_run_analysis_writes_every_table_and_figure(small_run):
     s = run_analysis(small_run, ["all"], sharpness_checkpoints=2, sharpness_iters=5)
     a = small_run / "analysis"
+    assert not list(a.glob("*.png"))  # analyses compute tables; the caller draws
+    figs = draw_analysis(small_run, s)
+    assert sorted(f.name for f in figs) == sorted(f for f in s["files"] if f.endswith(".png"))
+    assert json.loads((a / "summary.json").read_text())["files"] == s["files"]
     for name in ("grokking", "fourier", "fourier_steps", "neurons", "ipr", "pruning", "progress", "representations", "sharpness"):
         assert (a / f"{name}.csv").is_file(), name
     for name in ("grokking", "fourier", "ipr_hist", "ipr_evolution", "neuron_freqs", "pruning", "progress", "representations", "sharpness"):

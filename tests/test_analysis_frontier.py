@@ -137,6 +137,7 @@ def test_ntk_analysis_lazy_run_keeps_its_kernel_rich_run_moves_it(tmp_path):
     trains lazily (the kernel hardly moves) and a small α richly; `groklab analyze --what ntk` sees it."""
     from groklab.analysis import run_analysis
     from groklab.cli import main
+    from groklab.report.analysis_plots import draw_analysis
     from groklab.train import run
 
     base = RunConfig().replace(**{
@@ -153,6 +154,8 @@ def test_ntk_analysis_lazy_run_keeps_its_kernel_rich_run_moves_it(tmp_path):
             s = None
         else:
             s = run_analysis(out, ["ntk"], ntk_samples=32)
+            assert not (out / "analysis" / "ntk.png").exists()
+            draw_analysis(out, s)
         df = pd.read_csv(out / "analysis" / "ntk.csv")
         assert (out / "analysis" / "ntk.png").stat().st_size > 1000
         assert df["distance"].iloc[0] == pytest.approx(0.0, abs=1e-9) and df["step"].iloc[0] == 0

@@ -31,8 +31,6 @@ ALLOWED_UPWARD: dict[tuple[str, str], str] = {
     ("groklab.config", "groklab.tasks.meta"): "issue 14.1: config validates against the task tables; the checks "
     "belong with each task group (config knows field types and ranges)",
     ("groklab.config", "groklab.tasks.registry"): "issue 14.1: as tasks.meta",
-    ("groklab.analysis.driver", "groklab.report.analysis_plots"): "issue 14.1/14.2: run_analysis draws by "
-    "default; analyses should return tables and the caller (cli, presets) draw them",
 }
 # A cycle is allowed when it runs through the hub module and stays inside the package: (hub, package) → reason.
 ALLOWED_CYCLES: dict[tuple[str, str], str] = {

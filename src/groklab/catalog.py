@@ -30,3 +30,30 @@ MODELS: dict[str, ModelInfo] = {
         ),
     ]
 }
+
+
+@dataclass(frozen=True)
+class AnalysisInfo:
+    name: str
+    description: str
+    frontier: bool = False
+    """Run only when named (not part of "all"): it costs more or needs an optional extra."""
+
+
+# The analyses of `groklab analyze --what` in the order they run; groklab.analysis.driver.STEPS holds how each
+# is computed (keyed by these names). Listed here, in pure Python, so that `groklab --help` imports no torch.
+ANALYSES: dict[str, AnalysisInfo] = {
+    a.name: a
+    for a in [
+        AnalysisInfo("grokking", "crossing steps, gap, Liu et al. phase, two-stage dynamics, forgetting"),
+        AnalysisInfo("fourier", "power per frequency of the embedding at every checkpoint; key frequencies"),
+        AnalysisInfo("ipr", "neuron inverse participation ratio and dominant frequency at every checkpoint"),
+        AnalysisInfo("pruning", "accuracies after removing the k lowest-/highest-IPR neurons"),
+        AnalysisInfo("progress", "restricted and excluded loss, Gini, Σw², key-frequency share (Nanda et al.)"),
+        AnalysisInfo("representations", "PCA and t-SNE of the (un)embedding, RQI (Liu et al.)"),
+        AnalysisInfo("sharpness", "top Hessian eigenvalue of the training loss"),
+        AnalysisInfo("ntk", "empirical NTK distance from the first checkpoint, kernel-target alignment", frontier=True),
+        AnalysisInfo("htsr", "power-law exponent α of the weight spectra, correlation traps", frontier=True),
+        AnalysisInfo("llc", "local learning coefficient by SGLD (groklab[llc])", frontier=True),
+    ]
+}

@@ -10,6 +10,7 @@ from typing import Annotated, Callable, Literal, Optional
 
 import tyro
 
+from groklab.catalog import ANALYSES
 from groklab.config import RunConfig
 from groklab.errors import GroklabError
 
@@ -195,7 +196,7 @@ def report(path: tyro.conf.Positional[str]) -> None:
     print(build_report(path))
 
 
-AnalysisName = Literal["all", "grokking", "fourier", "ipr", "pruning", "progress", "representations", "sharpness", "ntk", "htsr", "llc"]
+AnalysisName = Literal[("all", *ANALYSES)]  # type: ignore[valid-type]  # the choices are groklab.catalog.ANALYSES
 
 
 def analyze(
@@ -211,11 +212,13 @@ def analyze(
     size ε --llc-lr, localization γ, nβ (default batch/log batch), chains, draws, burn-in). Writes
     RUN_DIR/analysis/ (tables *.csv, figures *.png, summary.json); see docs/analyses.md."""
     from groklab.analysis import run_analysis
+    from groklab.report.analysis_plots import draw_analysis
 
     llc = dict(lr=llc_lr, localization=llc_localization, nbeta=llc_nbeta, chains=llc_chains, draws=llc_draws, burnin=llc_burnin,
                batch_size=llc_batch_size, checkpoints=llc_checkpoints, seed=llc_seed)
     summary = run_analysis(run_dir, what, ntk_samples=ntk_samples, ntk_split=ntk_split, htsr_min_dim=htsr_min_dim, llc=llc,
                            log=None if quiet else print)
+    draw_analysis(run_dir, summary)
     if not quiet:
         print(f"wrote {len(summary['files'])} files to {Path(run_dir) / 'analysis'}")
 

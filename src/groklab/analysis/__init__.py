@@ -10,7 +10,8 @@
     ntk              empirical NTK, kernel distance, kernel-target alignment (lazy → rich; Kumar et al.)
     htsr             power-law exponent of weight spectra, MP spikes, correlation traps (Martin & Mahoney)
     llc              local learning coefficient by devinterp's SGLD (`groklab[llc]`; imported on use)
-    driver           run_analysis(run_dir, what): all of it over every checkpoint, into RUN/analysis/
+    driver           run_analysis(run_dir, what): the steps in STEPS over every checkpoint, tables into RUN/analysis/
+                     (the figures: groklab.report.analysis_plots.draw_analysis)
 """
 
 from groklab.analysis.driver import WHAT, grokking_over_runs, run_analysis

@@ -1,5 +1,6 @@
 """Figures of the analyses (groklab.analysis computes, this module only draws). Agg backend; every PNG is
-written to a temporary name and renamed into place."""
+written to a temporary name and renamed into place. `draw_analysis(run_dir, summary)` draws every figure of a
+`run_analysis` call from the tables it wrote."""
 
 from __future__ import annotations
 
@@ -261,3 +262,61 @@ def plot_htsr(rows: list[dict], metrics: list[dict], path: str | Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def _records(out: Path, name: str) -> list[dict]:
+    """The rows of RUN/analysis/NAME.csv as written by run_analysis ([] for a table with no rows)."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(out / f"{name}.csv").to_dict("records")
+    except pd.errors.EmptyDataError:
+        return []
+
+
+def draw_analysis(run_dir: str | Path, summary: dict) -> list[Path]:
+    """Draw the figures of the analyses that `groklab.analysis.run_analysis` just ran (those whose tables are in
+    `summary["files"]`), reading its tables from RUN/analysis/, as PNGs beside them; the figures are added to the
+    file list of summary.json. Returns the figures written."""
+    import numpy as np
+
+    from groklab.analysis.driver import record_files
+    from groklab.store import load_run
+
+    out = Path(run_dir) / "analysis"
+    ran = {Path(f).stem for f in summary.get("files", []) if f.endswith(".csv")}
+    metrics = load_run(run_dir).rows if ran & {"grokking", "ntk", "htsr", "llc", "progress"} else []
+    figs: list[Path] = []
+
+    def png(name: str) -> Path:
+        return out / f"{name}.png"
+
+    if "grokking" in ran:
+        figs.append(plot_grokking(metrics, summary["grokking"], path=png("grokking")))
+    if "fourier" in ran:
+        power = np.asarray([r["power"] for r in _records(out, "fourier")], dtype=float)
+        figs.append(plot_fourier(power, summary["key_frequencies"], _records(out, "fourier_steps"), path=png("fourier"),
+                                 label=summary["embedding"]))
+    if "neurons" in ran:
+        neurons = _records(out, "neurons")
+        ipr = np.asarray([r["ipr"] for r in neurons], dtype=float)
+        figs.append(plot_ipr_hist(ipr, path=png("ipr_hist"), gaussian=summary["ipr"]["gaussian_expectation"]))
+        figs.append(plot_ipr_evolution(_records(out, "ipr"), path=png("ipr_evolution")))
+        figs.append(plot_neuron_freqs(np.asarray([r["freq"] for r in neurons], dtype=np.int64), ipr, path=png("neuron_freqs")))
+    if "pruning" in ran:
+        figs.append(plot_pruning(summary["pruning"], path=png("pruning")))
+    if "progress" in ran:
+        figs.append(plot_progress(_records(out, "progress"), metrics, path=png("progress"), keys=summary["key_frequencies"]))
+    if "representations" in ran:
+        figs.append(plot_representations(_records(out, "representations"), path=png("representations")))
+    if "sharpness" in ran:
+        figs.append(plot_sharpness(summary["sharpness"], path=png("sharpness")))
+    if "ntk" in ran:
+        figs.append(plot_ntk(_records(out, "ntk"), metrics, path=png("ntk")))
+    if "htsr" in ran:
+        figs.append(plot_htsr(_records(out, "htsr"), metrics, path=png("htsr")))
+    if "llc" in ran:
+        figs.append(plot_llc(summary["llc"], metrics, path=png("llc")))
+        figs.append(plot_llc_traces(_records(out, "llc_traces"), path=png("llc_traces")))
+    record_files(run_dir, summary, figs)
+    return figs

@@ -67,6 +67,7 @@ def recipe(ctx: Context) -> None:
 
     from groklab.analysis import run_analysis
     from groklab.report import preset_plots as pp
+    from groklab.report.analysis_plots import draw_analysis
 
     base = base_config(ctx)
     lr0 = base.optim.lr
@@ -74,7 +75,7 @@ def recipe(ctx: Context) -> None:
     for a in ALPHAS:
         r = ctx.run(base.replace(**{"model.output_scale": a, "optim.lr": lr0 / a**2}), name=f"alpha{a:g}")
         runs[a] = r.rows
-        run_analysis(r.path, ["ntk"], ntk_samples=ctx.pick(full=128, quick=64, smoke=16), figures=True)
+        draw_analysis(r.path, run_analysis(r.path, ["ntk"], ntk_samples=ctx.pick(full=128, quick=64, smoke=16)))
         ntk[a] = pd.read_csv(r.path / "analysis" / "ntk.csv").to_dict("records")
 
     def label(a: float) -> str:
