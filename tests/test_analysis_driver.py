@@ -93,3 +93,20 @@ def test_grokking_over_runs_reads_each_runs_crossings(small_run):
     step = crossing_step(load_run(small_run).rows, "train_acc")
     assert [r["train_step"] for r in rows] == [step, step]
     assert summ["train_step"]["median"] == step and summ["train_step"]["n"] == 2
+
+
+def test_steps_registry_gives_the_cli_its_choices():
+    """Each analysis is one named step; the catalog (torch-free) and the steps name the same analyses in the
+    same order, `--what` offers exactly those, and run_analysis refuses to draw."""
+    import typing
+
+    from groklab.analysis.driver import FRONTIER, STEPS, WHAT
+    from groklab.catalog import ANALYSES
+    from groklab.cli import AnalysisName
+
+    assert list(STEPS) == list(ANALYSES) == [*WHAT, *FRONTIER]
+    assert set(FRONTIER) == {"ntk", "htsr", "llc"}
+    assert typing.get_args(AnalysisName) == ("all", *ANALYSES)
+    assert {n for n, s in STEPS.items() if s.modular} == {"fourier", "ipr", "pruning", "progress"}
+    with pytest.raises(AnalysisError, match="figures=True"):
+        run_analysis("unused", ["grokking"], figures=True)
