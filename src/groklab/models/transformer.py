@@ -48,8 +48,14 @@ class Attention(nn.Module):
         self.b_K = nn.Parameter(torch.zeros(n_heads, d_head))
         self.b_V = nn.Parameter(torch.zeros(n_heads, d_head))
         self.b_O = nn.Parameter(torch.zeros(d_model))
+        # TransformerLens's names and shapes: q, k, v (B, T, H, d_head); scores after the causal mask, pattern
+        # (B, H, T, T); z (B, T, H, d_head).
+        self.hook_q = HookPoint()
+        self.hook_k = HookPoint()
+        self.hook_v = HookPoint()
+        self.hook_attn_scores = HookPoint()  # (B, H, T, T) scaled, causally masked scores (-inf above the diagonal)
         self.hook_pattern = HookPoint()  # (B, H, T, T) attention probabilities
-        self.hook_z = HookPoint()  # (B, H, T, d_head) attention-weighted values
+        self.hook_z = HookPoint()  # (B, T, H, d_head) attention-weighted values
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """(N, T, d) -> qkv (N, T, 3, H, d_head): queries, keys and values from one matmul."""
@@ -74,7 +80,7 @@ class Attention(nn.Module):
         scale = 1.0 / math.sqrt(dh)
         # Query i sits at position offset + i and sees keys 0..offset + i.
         ahead = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).triu(offset + 1) if Tk > offset + 1 else None
-        if Tq <= 2 and not (self.hook_pattern.has_hooks() or self.hook_z.has_hooks()):
+        if Tq <= 2 and not (self.hook_attn_scores.has_hooks() or self.hook_pattern.has_hooks() or self.hook_z.has_hooks()):
             scores = (q.unsqueeze(2) * k.unsqueeze(1)).sum(-1) * scale  # (N, Tq, Tk, H)
             if ahead is not None:
                 scores = scores.masked_fill(ahead[:, :, None], float("-inf"))
@@ -87,10 +93,10 @@ class Attention(nn.Module):
             scores = (q @ k.transpose(-1, -2)) * scale  # (N, H, Tq, Tk)
             if ahead is not None:
                 scores = scores.masked_fill(ahead, float("-inf"))
-            pattern = self.hook_pattern(scores.softmax(-1))
+            pattern = self.hook_pattern(self.hook_attn_scores(scores).softmax(-1))
             if self.training and self.dropout > 0:
                 pattern = F.dropout(pattern, self.dropout, True)
-            z = self.hook_z(pattern @ v).transpose(1, 2).reshape(N * Tq, H * dh)  # (N, H, Tq, dh) -> (N·Tq, H·dh)
+            z = self.hook_z((pattern @ v).transpose(1, 2)).reshape(N * Tq, H * dh)  # (N, Tq, H, dh) -> (N·Tq, H·dh)
         return torch.addmm(self.b_O, z, self.W_O.reshape(H * dh, -1)).view(N, Tq, -1)
 
     def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
@@ -98,6 +104,7 @@ class Attention(nn.Module):
         query attends to every position)."""
         qkv = self.project(x)
         q, k, v = qkv.unbind(2)  # (B, T, H, dh) each
+        q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         T = x.shape[1]
         return self.attend(q[:, -1:], k, v, T - 1) if last_only else self.attend(q, k, v, 0)
 
@@ -110,12 +117,13 @@ class MLPBlock(nn.Module):
         self.W_out = nn.Parameter(torch.empty(d_mlp, d_model))
         self.b_out = nn.Parameter(torch.zeros(d_model))
         self.act = activation(act)
+        self.hook_pre = HookPoint()  # (B, T, d_mlp) neuron pre-activations
         self.hook_post = HookPoint()  # (B, T, d_mlp) neuron activations
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., d) -> (..., d); the bias adds are fused into the matmuls (addmm)."""
         x2 = x.reshape(-1, x.shape[-1])
-        h = self.hook_post(self.act(torch.addmm(self.b_in, x2, self.W_in)).view(*x.shape[:-1], -1))
+        h = self.hook_post(self.act(self.hook_pre(torch.addmm(self.b_in, x2, self.W_in).view(*x.shape[:-1], -1))))
         return torch.addmm(self.b_out, h.reshape(x2.shape[0], -1), self.W_out).view(x.shape)
 
 
@@ -192,7 +200,9 @@ class Transformer(nn.Module):
         self.W_U = nn.Parameter(torch.empty(d_model, n_classes))
         self.b_U = nn.Parameter(torch.zeros(n_classes))
         self.drop = nn.Dropout(dropout)
+        # As TransformerLens: hook_embed is the token embedding alone (B, T, d), hook_pos_embed the positional.
         self.hook_embed = HookPoint()
+        self.hook_pos_embed = HookPoint()
         self.hook_resid_final = HookPoint()  # (B, T, d_model)
         self.hook_logits = HookPoint()  # (B, T, n_classes) logits at every position
         self._init_weights(d_model)
@@ -224,7 +234,8 @@ class Transformer(nn.Module):
         if len(self.blocks) and not dropout and self.n_inputs == 2 and self.n_elements < pairs.shape[0] and not self.has_hooks():
             return self._forward_split(pairs)
         tok = self.tokens(pairs)  # (B, T)
-        x = self.drop(self.hook_embed(rows(self.W_E, tok) + self.W_pos))  # (B, T, d); rows(): see common.py
+        pos = self.hook_pos_embed(self.W_pos.expand(tok.shape[0], -1, -1))  # (B, T, d)
+        x = self.drop(self.hook_embed(rows(self.W_E, tok)) + pos)  # (B, T, d); rows(): see common.py
         # The loss reads the answer position only, and in the last block nothing else feeds it: its
         # attention output and MLP are computed there alone (a third to a half of the FLOPs), unless
         # someone hooks an activation that has every position.
