@@ -162,6 +162,9 @@ def test_ntk_analysis_lazy_run_keeps_its_kernel_rich_run_moves_it(tmp_path):
         assert len(df) == 4 and set(df["split"]) == {"val"}
         dist[alpha] = float(df["distance"].iloc[-1])
     assert s is not None and s["ntk"]["final"]["distance"] == pytest.approx(dist[10.0])
+    # a task over vectors has no elements to embed: representations is skipped with a note, not a traceback
+    notes = run_analysis(tmp_path / "a10.0", ["representations"])["notes"]
+    assert any("representations need a task over a set of elements" in n for n in notes), notes
     assert dist[10.0] < 1e-2 < 0.1 < dist[0.1], dist
 
 

@@ -305,7 +305,8 @@ def _progress(ctx: Context) -> None:
 def _representations(ctx: Context) -> None:
     cfg = ctx.cfg
     m = ctx.load(ctx.last)
-    n_el = getattr(ctx.data, "n_elements", None)
+    # None or 0: a task over vectors (teacher, images, parity) has no set of elements to embed.
+    n_el = getattr(ctx.data, "n_elements", None) or None
     rows, info = [], {}
     if n_el is None:
         ctx.note(f"representations need a task over a set of elements; task.group={cfg.task.group!r} has none")
