@@ -130,14 +130,13 @@ def test_explicit_attention_is_vmappable():
 
 
 def test_thread_choice_fits_model_and_machine():
-    small, big = 45_000, 420_000  # the one-hot MLP demo, the Power transformer
-    assert runtime.choose_threads(small, cores=2, busy=0.0)[0] == 1  # tiny models gain nothing from a second thread
-    assert runtime.choose_threads(big, cores=2, busy=0.1)[0] == 2
-    threads, why = runtime.choose_threads(big, cores=2, busy=1.2)  # the other core is busy: never oversubscribe
+    assert runtime.choose_threads(19_000, 64, cores=2, busy=0.0)[0] == 1  # a tiny step gains nothing from 2 threads
+    assert runtime.choose_threads(422_000, 512, cores=2, busy=0.1)[0] == 2  # the Power setup
+    threads, why = runtime.choose_threads(422_000, 512, cores=2, busy=1.2)  # the other core is busy: never oversubscribe
     assert threads == 1 and "busy" in why
-    threads, why = runtime.choose_threads(big, cores=1, busy=0.0)  # e.g. taskset -c 0
+    threads, why = runtime.choose_threads(422_000, 512, cores=1, busy=0.0)  # e.g. taskset -c 0
     assert threads == 1 and "available" in why
-    assert runtime.choose_threads(10**9, cores=4, busy=0.0)[0] == 4
+    assert runtime.choose_threads(10**9, 512, cores=4, busy=0.0)[0] == 4
     assert 1 <= runtime.available_cores() <= (torch.multiprocessing.cpu_count() or 1)
 
 
@@ -151,8 +150,8 @@ def test_cpu_runtime_is_scoped_to_the_run():
         assert not runtime.flush_denormal_on() and torch.get_num_threads() == before
         with pytest.raises(ValueError):
             with runtime.cpu_runtime(threads=None) as rt:
-                rt.fit(torch.nn.Linear(3, 3))  # 12 parameters: one thread, and the reason says why
-                assert torch.get_num_threads() == 1 and "small model" in rt.reason
+                rt.fit(torch.nn.Linear(3, 3), 100)  # 12 parameters: one thread, and the reason says why
+                assert torch.get_num_threads() == 1 and "small step" in rt.reason
                 raise ValueError
         assert not runtime.flush_denormal_on() and torch.get_num_threads() == before and runtime.current() is None
     finally:

@@ -224,7 +224,7 @@ def run(
     torch.manual_seed(tc.seed)
     data = build_dataset(cfg.task).to(device, dtype)
     model = build_model(cfg.model, data.n_elements, data.n_classes, data.d_input, data.n_inputs).to(device=device, dtype=dtype)
-    current_runtime().fit(model)  # train.threads None: threads by model size and free cores
+    current_runtime().fit(model, tc.batch_size or data.n_train)  # train.threads None: threads by work per step and free cores
     optimizer = build_optimizer(model, cfg.optim)
     interventions = build_interventions(cfg, model)
     batch_gen = torch.Generator().manual_seed(tc.seed + 1_000_003)

@@ -3,7 +3,7 @@ flushed to zero while it trains; both put back as they were when the run ends.
 
     with cpu_runtime(cfg.train.threads) as rt:   # train.threads, or None to let groklab choose
         model = build_model(...)
-        rt.fit(model)                            # with None: 1 or more threads by model size and free cores
+        rt.fit(model, rows)                      # with None: 1 or more threads by work per step and free cores
         ...                                      # rt.threads, rt.reason go into summary.json
 
 Why the choice matters (issue 12.4): OpenMP threads of a small model wait on each other at every kernel,
@@ -26,10 +26,11 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 
-# Parameters below which one thread is as fast as two: the one-hot MLP demo (45k parameters) and the
-# Power transformer (0.43M) were timed at 1 and 2 threads, each pinned with taskset; see README
-# "Performance". The crossover lies between them.
-MIN_PARAMS_PER_EXTRA_THREAD = 200_000
+# Work per step (parameters × batch rows) from which a second thread pays, timed at 1 and 2 threads pinned
+# with taskset on the 2-core machine (README, "Tests and benchmarks"): 2 threads ran a d_model-32 transformer at
+# batch 64 (1.2M) 0.95× as fast as 1, a width-64 MLP at 2.9M 1.09×, a width-256 MLP at 12M 1.27×, the
+# default transformer at batch 64 (26M) 1.32×, the demo (79M) and the Power setup (216M) 1.7×.
+MIN_WORK_PER_EXTRA_THREAD = 10_000_000
 
 
 def available_cores() -> int:
@@ -64,23 +65,22 @@ def busy_cores() -> float:
     return max(0.0, load - min(_own_cpu_share(), float(torch.get_num_threads())))
 
 
-def choose_threads(n_params: int, cores: int | None = None, busy: float | None = None) -> tuple[int, str]:
-    """(threads, why) for a model of n_params parameters: one thread per MIN_PARAMS_PER_EXTRA_THREAD
-    parameters beyond the first thread, at most the cores this process may use, less the cores that are
-    busy (rounded to the nearest core), and at least 1."""
+def choose_threads(n_params: int, rows: int = 1, cores: int | None = None, busy: float | None = None) -> tuple[int, str]:
+    """(threads, why) for a model of n_params parameters trained on batches of `rows`: one more thread per
+    MIN_WORK_PER_EXTRA_THREAD of work (n_params × rows), at most the cores this process may use, less the
+    cores that are busy (rounded to the nearest core), and at least 1."""
     cores = available_cores() if cores is None else cores
     busy = busy_cores() if busy is None else busy
-    wanted = 1 + n_params // MIN_PARAMS_PER_EXTRA_THREAD
+    work = n_params * rows
+    wanted = 1 + work // MIN_WORK_PER_EXTRA_THREAD
     free = max(1, int(math.floor(cores - busy + 0.5)))
     threads = max(1, min(wanted, cores, free))
     if wanted == 1:
-        why = f"small model ({n_params} parameters < {MIN_PARAMS_PER_EXTRA_THREAD}): more threads would not be faster"
-    elif threads == wanted:
-        why = f"{n_params} parameters; {cores} cores available, {busy:.1f} busy"
-    elif threads == cores and cores <= free:
-        why = f"{n_params} parameters could use {wanted}, but only {cores} cores are available to this process"
+        why = f"small step ({n_params} parameters × {rows} rows < {MIN_WORK_PER_EXTRA_THREAD:.0e}): more threads would not be faster"
+    elif threads == min(wanted, cores):
+        why = f"{n_params} parameters × {rows} rows: {threads} threads ({cores} cores available to this process, {busy:.1f} busy)"
     else:
-        why = f"{n_params} parameters could use {wanted}, but other processes keep {busy:.1f} of {cores} cores busy (1-minute load average)"
+        why = f"{n_params} parameters × {rows} rows could use {min(wanted, cores)} threads, but other processes keep {busy:.1f} of {cores} cores busy (1-minute load average)"
     return threads, why
 
 
@@ -119,10 +119,10 @@ class CpuRuntime:
     threads: int
     reason: str
 
-    def fit(self, model: nn.Module) -> int:
-        """With train.threads None, choose the thread count for this model now (see `choose_threads`)."""
+    def fit(self, model: nn.Module, rows: int) -> int:
+        """With train.threads None, choose the thread count for this model and batch size now (`choose_threads`)."""
         if self.requested is None:
-            self.threads, self.reason = choose_threads(sum(p.numel() for p in model.parameters()))
+            self.threads, self.reason = choose_threads(sum(p.numel() for p in model.parameters()), rows)
             torch.set_num_threads(self.threads)
         return self.threads
 
