@@ -119,8 +119,9 @@ class CpuRuntime:
     threads: int
     reason: str
 
-    def fit(self, model: nn.Module, rows: int) -> int:
-        """With train.threads None, choose the thread count for this model and batch size now (`choose_threads`)."""
+    def fit(self, model: nn.Module, rows: int = 1) -> int:
+        """With train.threads None, choose the thread count for this model and batch size now (`choose_threads`);
+        `rows` is the batch's size (samples per step; stacked members: per member)."""
         if self.requested is None:
             self.threads, self.reason = choose_threads(sum(p.numel() for p in model.parameters()), rows)
             torch.set_num_threads(self.threads)
