@@ -372,7 +372,8 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
         _check_stop_names(mb)
         members.append(mb)
     # run() fits the threads to its model; the stack's work is all members' together
-    rt.fit(types.SimpleNamespace(parameters=lambda: [p for mb in members for p in mb.model.parameters()]))
+    rt.fit(types.SimpleNamespace(parameters=lambda: [p for mb in members for p in mb.model.parameters()]),
+           max(mb.batch or mb.data.n_train for mb in members))
     names = [n for n, _ in members[0].model.named_parameters()]
     shapes = [tuple(p.shape) for _, p in members[0].model.named_parameters()]
     for mb in members[1:]:
