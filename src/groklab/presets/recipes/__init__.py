@@ -35,13 +35,16 @@ RECIPES: dict[str, Recipe] = _load()
 
 
 def reproduce(name: str, scale: str = "quick", out: str | os.PathLike | None = None, *, workers: int | None = None,
-              device: str = "cpu", report: bool = True, log: Callable[[str], None] | None = print, rerun: bool = False) -> Path:
+              device: str = "cpu", report: bool = True, log: Callable[[str], None] | None = print, rerun: bool = False,
+              early_stop: bool = True) -> Path:
     """Run the recipe `name` at `scale` into `out` (default `runs/reproduce/<name>-<scale>`), write
     preset.json, checks.json and (with `report`) report/index.html; return the preset directory. Runs and
     sweeps already there are reused when their config is the one the recipe trains now; a changed one is a
-    ConfigError naming the fields, or with `rerun` is set aside under OUT/replaced/ and trained again."""
+    ConfigError naming the fields, or with `rerun` is set aside under OUT/replaced/ and trained again.
+    `early_stop=False` drops the recipe's `train.stop_when` so every run trains its whole budget."""
     if name not in RECIPES:
         raise ConfigError(f"preset {name!r} is not known; choose one of: {', '.join(RECIPES)}")
-    return reproduce_recipe(RECIPES[name], scale, out, workers=workers, device=device, report=report, log=log, rerun=rerun)
+    return reproduce_recipe(RECIPES[name], scale, out, workers=workers, device=device, report=report, log=log, rerun=rerun,
+                            early_stop=early_stop)
 
 __all__ = ["RECIPES", "SCALES", "Context", "Recipe", "reproduce"]

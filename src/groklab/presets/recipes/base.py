@@ -106,8 +106,11 @@ class Context:
     """The preset directory being filled, and the only way a recipe trains, draws and records."""
 
     def __init__(self, out: Path, scale: str, log: Callable[[str], None], workers: int | None = None, device: str = "cpu",
-                 rerun: bool = False):
+                 rerun: bool = False, early_stop: bool = True):
         self.out, self.scale, self.log, self.workers, self.device, self.rerun = out, scale, log, workers, device, rerun
+        # early_stop=False trains every run its whole budget (train.stop_when dropped): the baseline that
+        # benchmarks/fullscale.py measures early stopping against.
+        self.early_stop = early_stop
         self._stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         self.numbers: dict[str, Any] = {}
         self.checks: dict[str, dict] = {}
@@ -148,6 +151,8 @@ class Context:
 
         path = self.out / "runs" / name
         updates: dict[str, Any] = {"out": str(path), "train.device": self.device}
+        if not self.early_stop:
+            updates["train.stop_when"] = None
         if threads is not None:
             updates["train.threads"] = threads
         cfg = cfg.replace(**updates)
@@ -175,7 +180,7 @@ class Context:
 
         path = self.out / "sweeps" / name
         t0 = time.perf_counter()
-        base = base.replace(**{"out": None, "train.device": self.device})
+        base = base.replace(**{"out": None, "train.device": self.device, **({} if self.early_stop else {"train.stop_when": None})})
         if (path / "sweep.json").is_file():
             self._reuse_or_replace(path, _sweep_changes(path, base, grid, seeds, seed_fields or DEFAULT_SEED_FIELDS), "sweep")
         res = sweep(base, grid, seeds, out=path, resume=(path / "sweep.json").is_file(), workers=self.workers,
@@ -225,7 +230,7 @@ def fmt_step(step: Any) -> str:
 
 def reproduce_recipe(recipe: Recipe, scale: str = "quick", out: str | os.PathLike | None = None, *, workers: int | None = None,
                      device: str = "cpu", report: bool = True, log: Callable[[str], None] | None = print,
-                     rerun: bool = False) -> Path:
+                     rerun: bool = False, early_stop: bool = True) -> Path:
     """`reproduce` (groklab.presets.recipes) of a Recipe object rather than a name: it lives here, below the
     registry of recipes, so that this module never imports the package that imports it."""
     from groklab.version import __version__
@@ -243,14 +248,14 @@ def reproduce_recipe(recipe: Recipe, scale: str = "quick", out: str | os.PathLik
     d.mkdir(parents=True, exist_ok=True)
     say = log or (lambda s: None)
     say(f"reproduce {name} ({recipe.title}), scale {scale}, into {d}")
-    ctx = Context(d, scale, say, workers=workers, device=device, rerun=rerun)
+    ctx = Context(d, scale, say, workers=workers, device=device, rerun=rerun, early_stop=early_stop)
     t0 = time.perf_counter()
     recipe.fn(ctx)
     wall = time.perf_counter() - t0
     import torch
 
     meta = {
-        "preset": name, "title": recipe.title, "paper": recipe.paper, "scale": scale, "wall_time_s": wall,
+        "preset": name, "title": recipe.title, "paper": recipe.paper, "scale": scale, "early_stop": early_stop, "wall_time_s": wall,
         "numbers": ctx.numbers, "checks": ctx.checks, "figures": ctx.figures, "tables": ctx.tables,
         "runs": ctx.runs, "sweeps": ctx.sweeps, "notes": ctx.notes, "doc": recipe.doc,
         "environment": {"groklab": __version__, "torch": torch.__version__, "python": platform.python_version(),

@@ -1,0 +1,67 @@
+"""The paper presets at full scale: wall time with early stopping, and against the same runs without it.
+
+    taskset -c 0,1 python benchmarks/fullscale.py parity2022 liu2022 --out runs/fullscale
+    taskset -c 0,1 python benchmarks/fullscale.py liu2022 --no-stop-too      # also train every run its whole budget
+
+For each preset it runs `reproduce(name, "full")` (reusing a finished preset directory), prints the wall time,
+the checks, and the steps trained over the steps budgeted (summed over every run of the preset: the share of
+the work early stopping left). With `--no-stop-too` it runs the preset again with `early_stop=False` into a
+sibling directory and prints the measured ratio of the two wall times; without it the no-stop time is an
+estimate: the measured time scaled by budgeted / trained steps (an upper bound on the saving, since
+evaluation and analysis do not shrink with the steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def steps_of(preset_dir: Path) -> tuple[int, int]:
+    """(steps trained, steps budgeted) over every run of a preset directory."""
+    trained = budget = 0
+    for summary in preset_dir.glob("**/summary.json"):
+        s = json.loads(summary.read_text())
+        if "steps" not in s or not isinstance(s.get("steps"), int):
+            continue  # a sweep's or an analysis' summary, not a run's
+        budget += s["steps"]
+        trained += s.get("stopped_step") if s.get("stopped_step") is not None else s["steps"]
+    return trained, budget
+
+
+def measure(name: str, out: Path, early_stop: bool, workers: int | None) -> tuple[float, dict]:
+    from groklab.presets.recipes import reproduce
+
+    t0 = time.perf_counter()
+    d = reproduce(name, "full", out, workers=workers, report=False, log=None, early_stop=early_stop)
+    meta = json.loads((d / "preset.json").read_text())
+    # a reused directory reports the wall time it took when it ran, not this call's seconds
+    return meta.get("wall_time_s", time.perf_counter() - t0), json.loads((d / "checks.json").read_text())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("presets", nargs="+")
+    ap.add_argument("--out", default="runs/fullscale")
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--no-stop-too", action="store_true", help="also run each preset without early stopping and compare")
+    args = ap.parse_args()
+    for name in args.presets:
+        d = Path(args.out) / name
+        wall, checks = measure(name, d, True, args.workers)
+        trained, budget = steps_of(d)
+        passed = sum(c["passed"] for c in checks.values())
+        line = (f"{name:14s} full: {wall / 60:7.1f} min, checks {passed}/{len(checks)}, "
+                f"steps trained {trained:,} of {budget:,} ({trained / max(budget, 1):.0%})")
+        if args.no_stop_too:
+            wall_ns, _ = measure(name, Path(args.out) / f"{name}-no-stop", False, args.workers)
+            line += f"; without early stop {wall_ns / 60:.1f} min: {wall_ns / wall:.2f}x"
+        elif trained < budget:
+            line += f"; without early stop ≈ {wall * budget / trained / 60:.1f} min (estimate, ≤ {budget / trained:.2f}x)"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
