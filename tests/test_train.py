@@ -128,7 +128,12 @@ def test_killed_cli_run_resumes_to_identical_metrics(tmp_path, sig):
     ref = _cli(*TRAIN_ARGS, "--out", str(tmp_path / "ref"))
     killed = _cli(*TRAIN_ARGS, "--out", str(tmp_path / "k"))
     _wait_for_rows(tmp_path / "k" / "metrics.jsonl", 30, killed)
-    time.sleep(0.5)
+    # Kill as soon as a resume state exists (no fixed sleep: on a fast machine the run could finish first).
+    resume_state = tmp_path / "k" / "checkpoints" / "resume.safetensors"
+    t0 = time.time()
+    while not resume_state.exists() and time.time() - t0 < 60:
+        time.sleep(0.01)
+    assert killed.poll() is None, "the run finished before it could be killed"
     os.kill(killed.pid, sig)
     _, err = killed.communicate(timeout=60)
     assert killed.returncode != 0

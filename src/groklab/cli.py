@@ -236,9 +236,9 @@ def _load_base(base: Optional[str], sets: tuple[str, ...]) -> Optional[RunConfig
     else:
         from groklab import presets
 
-        if base not in presets.PRESETS:
-            raise ConfigError(f"--base {base!r} is neither a JSON file nor a preset; presets: {', '.join(presets.PRESETS)}")
-        cfg = presets.PRESETS[base]()
+        if base not in presets.CONFIGS:
+            raise ConfigError(f"--base {base!r} is neither a JSON file nor a preset config; choose one of: {', '.join(presets.CONFIGS)}")
+        cfg = presets.CONFIGS[base]()
     if sets:
         from groklab.sweep.spec import parse_assignment, parse_values
 

@@ -1,4 +1,8 @@
-"""Ready configs for known setups. Each is a plain RunConfig a user can change one field of."""
+"""Ready configs for known setups. Each is a plain RunConfig a user can change one field of.
+
+Two words, two things: a *config* here (`CONFIGS`, `presets.power2022()`) is one RunConfig to train or sweep
+from (`groklab sweep --base power2022`); a *recipe* (`groklab.presets.recipes.RECIPES`, `groklab reproduce`)
+is a whole paper reproduction — its runs, sweeps, analyses, figures and checks."""
 
 from __future__ import annotations
 
@@ -67,4 +71,5 @@ def doshi2023(p: int = 97, train_frac: float = 0.5, corrupt_frac: float = 0.0, w
     )
 
 
-PRESETS = {"demo": demo, "power2022": power2022, "nanda2023": nanda2023, "doshi2023": doshi2023}
+CONFIGS = {"demo": demo, "power2022": power2022, "nanda2023": nanda2023, "doshi2023": doshi2023}
+PRESETS = CONFIGS  # the name before CONFIGS and RECIPES were told apart; kept for existing code

@@ -11,7 +11,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "Dataset": "groklab.tasks.dataset",
+    "Dataset": "groklab.tasks.base",
     "build_dataset": "groklab.tasks.dataset",
     "full_table": "groklab.tasks.dataset",
     "save_custom": "groklab.tasks.custom",

@@ -22,7 +22,7 @@ from groklab.errors import ConfigError
 
 if TYPE_CHECKING:
     from groklab.config import TaskConfig
-    from groklab.tasks.dataset import Dataset
+    from groklab.tasks.base import Dataset
 
 SPLIT_KEYS = ("x_train", "y_train", "x_val", "y_val")
 WHOLE_KEYS = ("x", "y")
@@ -94,7 +94,7 @@ def build(cfg: TaskConfig) -> Dataset:
 
 
 def _from_file(cfg: TaskConfig, t: dict[str, torch.Tensor], g: torch.Generator, kinds: dict) -> Dataset:
-    from groklab.tasks.dataset import Dataset
+    from groklab.tasks.base import Dataset
 
     if all(k in t for k in SPLIT_KEYS):
         data = Dataset.from_tensors(t["x_train"], t["y_train"], t["x_val"], t["y_val"], **kinds)

@@ -21,7 +21,7 @@ import torch
 
 if TYPE_CHECKING:
     from groklab.config import TaskConfig
-    from groklab.tasks.dataset import Dataset
+    from groklab.tasks.base import Dataset
 
 
 def is_balanced_prefix(tokens: list[int], k: int) -> tuple[bool, list[int]]:
@@ -91,7 +91,7 @@ def labels_of(x: torch.Tensor, k: int) -> torch.Tensor:
 
 def build(cfg: TaskConfig) -> Dataset:
     from groklab.errors import ConfigError
-    from groklab.tasks.dataset import Dataset
+    from groklab.tasks.base import Dataset
     from groklab.tasks.targets import corrupt_labels
 
     k = cfg.dyck_k

@@ -25,7 +25,7 @@ import torch
 
 if TYPE_CHECKING:
     from groklab.config import TaskConfig
-    from groklab.tasks.dataset import Dataset
+    from groklab.tasks.base import Dataset
 
 from groklab.errors import require  # noqa: E402
 from groklab.tasks.meta import IMAGE_SETS  # noqa: E402 (name: number of images; torch-free, the config reads it)
@@ -65,7 +65,7 @@ def _mnist() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def build(cfg: TaskConfig) -> Dataset:
-    from groklab.tasks.dataset import Dataset
+    from groklab.tasks.base import Dataset
 
     x, y = load_images(cfg.images)
     g = torch.Generator().manual_seed(cfg.seed)

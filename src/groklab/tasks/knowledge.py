@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 if TYPE_CHECKING:
     from groklab.config import TaskConfig
-    from groklab.tasks.dataset import Dataset
+    from groklab.tasks.base import Dataset
 
 
 @dataclass
@@ -164,7 +164,7 @@ def graph_of(cfg: TaskConfig) -> KnowledgeGraph:
 
 
 def build(cfg: TaskConfig) -> Dataset:
-    from groklab.tasks.dataset import Dataset
+    from groklab.tasks.base import Dataset
     from groklab.tasks.targets import corrupt_labels
 
     kg = graph_of(cfg)

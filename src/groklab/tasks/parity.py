@@ -19,7 +19,7 @@ import torch
 
 if TYPE_CHECKING:
     from groklab.config import TaskConfig
-    from groklab.tasks.dataset import Dataset
+    from groklab.tasks.base import Dataset
 
 
 def hidden_subset(n_bits: int, k: int, seed: int) -> list[int]:
@@ -60,7 +60,7 @@ def parity_probe(n_bits: int, subset: list[int]):
 
 
 def build(cfg: TaskConfig) -> Dataset:
-    from groklab.tasks.dataset import Dataset
+    from groklab.tasks.base import Dataset
 
     subset = hidden_subset(cfg.n_bits, cfg.k, cfg.seed)
     # A second stream for the samples, so changing train_size does not move the hidden subset.

@@ -20,7 +20,7 @@ import torch
 
 if TYPE_CHECKING:
     from groklab.config import TaskConfig
-    from groklab.tasks.dataset import Dataset
+    from groklab.tasks.base import Dataset
 
 
 @dataclass
@@ -73,7 +73,7 @@ def make_poly_teacher(cfg: TaskConfig) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def build(cfg: TaskConfig) -> Dataset:
-    from groklab.tasks.dataset import Dataset
+    from groklab.tasks.base import Dataset
 
     if getattr(cfg, "teacher", "mlp") == "poly":
         beta, x = make_poly_teacher(cfg)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from groklab.tasks.dataset import Dataset
+from groklab.tasks.base import Dataset
 
 
 class Intervention:
