@@ -169,6 +169,22 @@ def test_liu_band_is_between_comprehension_and_memorization():
     assert not liu2022.check_band(_grid({}), LRS, WDS)[0]
 
 
+def test_liu_checks_on_the_papers_grid():
+    """The full grid (lr 1e-5 … 1e-2): the fast decoder is the largest lr, and grokking borders memorization along
+    the weight decay and comprehension along the lr (the pattern a full-scale run gave) — the band, in 2-D."""
+    lrs, wds = [1e-5, 1e-4, 1e-3, 1e-2], [0.0, 1.0, 3.0, 10.0]
+    phase = {(lr, wd): "comprehension" if lr <= 1e-4 else "memorization" for lr in lrs for wd in wds}
+    phase.update({(1e-2, wd): "confusion" for wd in (1.0, 3.0, 10.0)})
+    phase.update({(1e-4, 10.0): "grokking", (1e-3, 10.0): "grokking"})
+    assert liu2022.grokking_band(phase, lrs, wds) == [(1e-4, 10.0), (1e-3, 10.0)]
+    assert liu2022.check_where(phase, lrs, wds, 1e-5, 1e-2)[0]
+    # controls: the fast decoder confused without weight decay (not the memorization corner), and grokking only
+    # beside comprehension and confusion (no memorization across any border)
+    assert not liu2022.check_where({**phase, (1e-2, 0.0): "confusion"}, lrs, wds, 1e-5, 1e-2)[0]
+    lone = {**phase, (1e-3, 10.0): "confusion", **{(1e-3, wd): "confusion" for wd in (0.0, 1.0, 3.0)}}
+    assert not liu2022.check_band(lone, lrs, wds)[0]
+
+
 def test_liu_other_checks_fail_on_a_grid_that_never_trains():
     """Control: far too few steps, every point confused."""
     dead = {(lr, wd): "confusion" for lr in LRS for wd in WDS}

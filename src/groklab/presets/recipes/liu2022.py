@@ -32,7 +32,7 @@ learning rate, or a weight decay so large that the decoder cannot fit, gives con
 comprehension and memorization. RQI is high in the "Goldilocks" phases (comprehension, grokking) and low in
 memorization. The paper puts grokking in a band "sandwiched between comprehension and memorization"; the check
 `grokking lies between comprehension and memorization` asks for a grokking point with comprehension on one
-side and memorization on the other (along the learning rate or the weight decay), and the diagram marks such
+side and memorization on another (a connected patch of grokking cells bordering both), and the diagram marks such
 points "(band)". A point classed grokking only because the slowest decoder fits the last pairs late is not in
 the band. In `quick` the boundary between comprehension and memorization is sharp (no grokking point between
 them was found on decoder lr 2.2e-3 … 1e-2 × weight decay 0 … 7, at 1000 steps, nor at six of those points
@@ -171,7 +171,10 @@ def check_where(phase: dict[tuple, str], lrs: list[float], wds: list[float], slo
         f"slow decoder (lr {slow:g}, no weight decay) generalizes": phase[(slow, 0.0)] in GOLDILOCKS,
         f"fast decoder (lr {fast:g}) without weight decay memorizes": phase[(fast, 0.0)] == "memorization",
         f"fast decoder with the largest weight decay ({biggest_wd:g}) is confused": phase[(fast, biggest_wd)] == "confusion",
-        f"the largest lr ({biggest_lr:g}) is confused at every weight decay": all(phase[(biggest_lr, wd)] == "confusion" for wd in wds),
+        # when the largest lr is the fast decoder itself (the paper's grid), its no-weight-decay cell is the
+        # memorization corner above, so "confused" is asked of its other weight decays only
+        f"the largest lr ({biggest_lr:g}) is confused at every weight decay{' > 0' if biggest_lr == fast else ''}":
+            all(phase[(biggest_lr, wd)] == "confusion" for wd in wds if not (biggest_lr == fast and wd == 0.0)),
     }
     return all(where.values()), ("; ".join(f"{k}: {'yes' if ok else 'no'}" for k, ok in where.items()) + " — got "
                                  + ", ".join(f"({lr:g}, {wd:g}) {phase[(lr, wd)]}" for lr, wd in [(slow, 0.0), (fast, 0.0), (fast, biggest_wd)]))
@@ -179,22 +182,34 @@ def check_where(phase: dict[tuple, str], lrs: list[float], wds: list[float], slo
 
 def grokking_band(phase: dict[tuple, str], lrs: list[float], wds: list[float]) -> list[tuple]:
     """The grokking points that lie where the paper's Fig. 6 puts grokking, "sandwiched between comprehension
-    and memorization": along the decoder learning rate at its weight decay, or along the weight decay at its
-    learning rate, a comprehension point on one side and a memorization point on the other (grokking points
-    between them count as well). A point classed grokking only because a very slow decoder fits the last
-    pairs late (no comprehension on the slower side) is not in the band."""
-    def between(line: list[str], i: int) -> bool:
-        lo, hi = line[:i], line[i + 1:]
-        return ("comprehension" in lo and "memorization" in hi) or ("memorization" in lo and "comprehension" in hi)
+    and memorization": a connected patch of grokking cells (neighbours along the decoder learning rate or the
+    weight decay) that borders comprehension on one side and memorization on another. A patch classed
+    grokking only because a very slow decoder fits the last pairs late borders comprehension (and confusion)
+    but no memorization, so it is not in the band."""
+    xs, ys = sorted(lrs), sorted(wds)
 
-    band = []
-    for (lr, wd), ph in phase.items():
-        if ph != "grokking":
+    def neighbours(cell: tuple) -> list[tuple]:
+        i, j = xs.index(cell[0]), ys.index(cell[1])
+        return [(xs[a], ys[b]) for a, b in ((i - 1, j), (i + 1, j), (i, j - 1), (i, j + 1)) if 0 <= a < len(xs) and 0 <= b < len(ys)]
+
+    band, seen = [], set()
+    for start, ph in phase.items():
+        if ph != "grokking" or start in seen:
             continue
-        by_lr = [phase[(x, wd)] for x in sorted(lrs)]
-        by_wd = [phase[(lr, y)] for y in sorted(wds)]
-        if between(by_lr, sorted(lrs).index(lr)) or between(by_wd, sorted(wds).index(wd)):
-            band.append((lr, wd))
+        patch, todo, borders = [], [start], set()
+        seen.add(start)
+        while todo:  # flood-fill one connected patch of grokking cells
+            cell = todo.pop()
+            patch.append(cell)
+            for nb in neighbours(cell):
+                if phase[nb] == "grokking":
+                    if nb not in seen:
+                        seen.add(nb)
+                        todo.append(nb)
+                else:
+                    borders.add(phase[nb])
+        if {"comprehension", "memorization"} <= borders:
+            band.extend(patch)
     return sorted(band)
 
 
