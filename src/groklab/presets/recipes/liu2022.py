@@ -43,7 +43,7 @@ compares comprehension/grokking with memorization only.
 
 Wall time (the report gives this run's): quick a few minutes on 2 CPU cores (20 runs of 1000 steps); full is
 an upper bound from the measured step rate (about 3.5 ms per step on one core): 16 runs × 10⁵ steps ≈ 45 min
-on 2 cores. In `full` a run stops 5000 steps after its validation accuracy has reached 90% (the phase needs
+on 2 cores; with the early stop below it took 9.4 min (benchmarks/fullscale.py, 2 cores, 2026-11-30). In `full` a run stops 5000 steps after its validation accuracy has reached 90% (the phase needs
 only the 90% crossings), so comprehension and grokking points take far less; memorization and confusion
 train the whole budget.
 """
