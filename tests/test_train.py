@@ -183,3 +183,13 @@ def test_refuses_to_overwrite_a_run(tmp_path):
     with pytest.raises(RunDirError, match="already holds a run"):
         run(tiny(tmp_path / "r", steps=5))
     assert (tmp_path / "r" / "metrics.jsonl").read_text() == before
+
+
+@pytest.mark.integration
+def test_default_batch_and_threads_train():
+    """The defaults a newcomer gets — train.batch_size 'auto' and train.threads None — train (the thread choice
+    reads the resolved batch size, not the word 'auto')."""
+    cfg = RunConfig().replace(**{"task.p": 31, "model.n_layers": 1, "model.d_model": 32, "model.d_mlp": 64, "train.steps": 3})
+    assert cfg.train.batch_size == "auto" and cfg.train.threads is None
+    res = run(cfg)
+    assert res.summary["threads"] >= 1 and res.summary["threads_reason"]

@@ -32,7 +32,6 @@ from groklab.train.optim import build_optimizer, collapse_counts, loss_fn, loss_
 from groklab.train.schedule import eval_steps, log_spaced_steps
 from groklab.train.stop import STANDARD_METRICS, StopRule
 from groklab.train.runtime import current as current_runtime, in_cpu_runtime, threads_reason
-from groklab.train.runtime import tune_cpu_runtime as _tune_cpu_runtime  # noqa: F401  (older callers import it from here)
 
 ACC_THRESHOLD = 0.99
 LOSS_CHECK_EVERY = 50  # steps between non-finite loss checks off the CPU (train/stop.py)
@@ -224,7 +223,8 @@ def run(
     torch.manual_seed(tc.seed)
     data = build_dataset(cfg.task).to(device, dtype)
     model = build_model(cfg.model, data.n_elements, data.n_classes, data.d_input, data.n_inputs).to(device=device, dtype=dtype)
-    current_runtime().fit(model, tc.batch_size or data.n_train)  # train.threads None: threads by work per step and free cores
+    # train.threads None: threads by work per step (rows: the resolved batch, `auto` included) and free cores
+    current_runtime().fit(model, tc.resolved_batch_size(data.n_train) or data.n_train)
     optimizer = build_optimizer(model, cfg.optim)
     interventions = build_interventions(cfg, model)
     batch_gen = torch.Generator().manual_seed(tc.seed + 1_000_003)
