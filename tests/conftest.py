@@ -7,6 +7,17 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 TRAINING_MARKS = ("integration", "acceptance", "presets")
 
 
+def pytest_collection_modifyitems(config, items):
+    """The presets tier (minutes a preset) runs only when `-m` names it: `-m "not acceptance"` or the unit
+    tier's `-m "not integration and not acceptance"` replace addopts' `-m "not presets"` and would pull it in."""
+    if "presets" in (config.getoption("markexpr") or ""):
+        return
+    slow = [item for item in items if item.get_closest_marker("presets")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("presets")]
+
+
 @pytest.fixture(autouse=True)
 def _honest_tiers(request, monkeypatch):
     """An unmarked test is a unit test: it must not train (take an optimizer step) or spawn a process.
