@@ -61,6 +61,16 @@ def strip_time(rows):
 
 
 # --- shared builders -------------------------------------------------------------------------------------
+def assert_rows_close(rows, solo_rows, tol):
+    """Metric rows equal to `tol` (elapsed_s aside): a stacked member against its run alone."""
+    assert [r["step"] for r in rows] == [r["step"] for r in solo_rows]
+    for a, b in zip(rows, solo_rows):
+        assert set(a) == set(b)
+        for k in a:
+            if k != "elapsed_s" and a[k] is not None:
+                assert a[k] == pytest.approx(b[k], abs=tol, rel=tol), (k, a["step"])
+
+
 def tiny_transformer(out=None, **dotted):
     """A 1-layer transformer on x+y mod 13 (a step takes about a millisecond); `dotted` overrides fields
     ("train.steps": 10, ...) in one go, so overrides that only hold together are validated together."""

@@ -7,6 +7,8 @@ import signal
 import pytest
 import torch
 
+from conftest import assert_rows_close
+
 from groklab import RunConfig, load_run, resume, run
 from groklab.errors import ConfigError
 from groklab.train.members import batchable, refusal, run_members, signature
@@ -27,15 +29,6 @@ def base(**over) -> RunConfig:
         "train.checkpoint_points": 3, "train.threads": 1, "train.dtype": "float64",
     })
     return cfg.replace(**over)
-
-
-def compare(rows, solo_rows, tol):
-    assert [r["step"] for r in rows] == [r["step"] for r in solo_rows]
-    for a, b in zip(rows, solo_rows):
-        assert set(a) == set(b)
-        for k in a:
-            if k != "elapsed_s" and a[k] is not None:
-                assert a[k] == pytest.approx(b[k], abs=tol, rel=tol), (k, a["step"])
 
 
 TRANSFORMER = {"model.arch": "transformer", "model.d_model": 8, "model.n_heads": 2, "model.d_mlp": 16, "model.n_layers": 1}
@@ -64,7 +57,7 @@ def test_member_equals_its_run_alone_float64(case):
     assert batchable(cfgs) == (True, "")
     for res, cfg in zip(run_members(cfgs, write=False), cfgs):
         solo = run(cfg)
-        compare(res.rows, solo.rows, 1e-9)
+        assert_rows_close(res.rows, solo.rows, 1e-9)
         mine = res.model.state_dict()
         for k, v in solo.model.state_dict().items():
             assert torch.allclose(mine[k], v, rtol=1e-9, atol=1e-9), (case, k, (mine[k] - v).abs().max().item())
@@ -81,7 +74,7 @@ def test_members_write_run_directories_a_run_resumes(tmp_path):
         alone = run(cfg.replace(out=str(tmp_path / ("alone-" + cfg.out.rsplit("/", 1)[1]))))
         a, b = load_run(cfg.out), load_run(alone.run_dir)
         assert a.finished and a.checkpoint_steps == b.checkpoint_steps
-        compare(a.rows, b.rows, 1e-9)
+        assert_rows_close(a.rows, b.rows, 1e-9)
         assert set(a.summary) - {"batched"} == set(b.summary)
         assert (tmp_path / cfg.out / "checkpoints").is_dir()
     # Ctrl-C at step 15: every member saves its resume state, and `resume` finishes it as the run alone
@@ -91,7 +84,7 @@ def test_members_write_run_directories_a_run_resumes(tmp_path):
     assert all(r.interrupted and not r.summary for r in res)
     for cfg in again:
         assert not (tmp_path / cfg.out / "summary.json").exists()
-        compare(resume(cfg.out).rows, run(cfg.replace(out=None)).rows, 1e-9)
+        assert_rows_close(resume(cfg.out).rows, run(cfg.replace(out=None)).rows, 1e-9)
 
 
 @pytest.mark.integration
@@ -109,7 +102,7 @@ def test_members_stop_independently_as_they_would_alone(tmp_path):
     reasons = []
     for r, cfg in zip(res, cfgs):
         solo = run(cfg)
-        compare(r.rows, solo.rows, 1e-9)
+        assert_rows_close(r.rows, solo.rows, 1e-9)
         for k in ("stop_reason", "stopped_step"):
             assert r.summary[k] == solo.summary[k]
         assert load_run(r.run_dir).summary["stopped_step"] == solo.summary["stopped_step"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import assert_rows_close
+
 from groklab import RunConfig, load_run, resume, run
 from groklab.sweep import sweep
 from groklab.sweep.layout import SweepDir
@@ -19,15 +21,6 @@ def base(**over) -> RunConfig:
     return cfg.replace(**over)
 
 
-def compare(rows, solo_rows, tol):
-    assert [r["step"] for r in rows] == [r["step"] for r in solo_rows]
-    for a, b in zip(rows, solo_rows):
-        assert set(a) == set(b)
-        for k in a:
-            if k != "elapsed_s" and a[k] is not None:
-                assert a[k] == pytest.approx(b[k], abs=tol, rel=tol), (k, a["step"])
-
-
 @pytest.mark.integration
 def test_batched_sweep_writes_each_members_run_directory(tmp_path):
     res = sweep(base(), {"optim.weight_decay": [0.1, 1.0]}, seeds=2, out=tmp_path / "s", executor="batched", workers=1, progress=False)
@@ -36,7 +29,7 @@ def test_batched_sweep_writes_each_members_run_directory(tmp_path):
     for rid, _, cfg in sd.read_spec().points():
         r = load_run(sd.run_dir(rid))  # the run format: config, metrics, checkpoints, summary
         assert r.finished and r.checkpoint_steps[-1] == cfg.train.steps and r.summary["batched"]["members"] == 4
-        compare(r.rows, run(cfg).rows, 1e-4)  # float32: batched matmuls round differently
+        assert_rows_close(r.rows, run(cfg).rows, 1e-4)  # float32: batched matmuls round differently
         assert sd.read_record(rid)["executor"] == "batched"
         assert resume(sd.run_dir(rid)).rows[-1]["step"] == cfg.train.steps  # a finished run stays finished
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 from groklab.errors import ConfigError, GroklabError, require

@@ -313,6 +313,7 @@ def run(
     stop_reason = stop_rule.reason  # set already when resuming a run killed between its stop and its summary
     on_cpu = device.type == "cpu"
     reported = -1  # the last step handed to on_step (a divergence found mid-step comes back to the same step)
+    loss_kind = loss_spec(tc)  # the loss name loss_fn takes ("mse:mean" for the mean reduction), fixed for the run
     with StopFlag() as stop:
         while True:
             for h in interventions:  # a data intervention may swap the training set (reg.swap_step, ungrokking)
@@ -322,7 +323,7 @@ def run(
             # --- evaluate (log-spaced, and always the step the run stops at) ---
             row = None
             if (step in evals or final or step == stop_rule.due_step()) and step not in logged:
-                row = {"step": step, **evaluate(model, data, loss_spec(tc), tc.eval_batch_size)}
+                row = {"step": step, **evaluate(model, data, loss_kind, tc.eval_batch_size)}
                 row["weight_norm"] = weight_norm(model)
                 row["last_layer_norm"] = last_layer_norm(model)
                 for h in interventions:
@@ -362,7 +363,7 @@ def run(
             else:
                 idx = torch.randperm(n_train, generator=batch_gen)[:batch].to(device)
                 xb, yb = data.x_train[idx], data.y_train[idx]
-            loss = loss_fn(model(xb), yb, loss_spec(tc))
+            loss = loss_fn(model(xb), yb, loss_kind)
             # On a GPU reading the loss waits for the step: look every LOSS_CHECK_EVERY steps there (NaN weights keep
             # the loss NaN, so a divergence is still caught, a little later); on a CPU it costs nothing, so every step.
             if (on_cpu or step % LOSS_CHECK_EVERY == 0) and stop_rule.check_loss(step, loss.item()) is not None:

@@ -307,11 +307,6 @@ def _member_rng(mb: _Member):
         mb.rng = torch.get_rng_state()
 
 
-def _loss_name(cfg: RunConfig) -> str:
-    """The loss name run() hands loss_fn and evaluate (`train.loss`, with its reduction)."""
-    return loss_spec(cfg.train)
-
-
 def _pad(tensors: list[torch.Tensor]) -> torch.Tensor:
     n = max(len(t) for t in tensors)
     if all(len(t) == n for t in tensors):
@@ -433,7 +428,7 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
         meta["config"] = config_fingerprint(mb.cfg)
         mb.store.save_resume(tensors, meta)
 
-    loss_name = _loss_name(c0)  # one loss for the whole stack (part of the signature)
+    loss_name = loss_spec(c0.train)  # one loss for the whole stack (part of the signature)
 
     def member_losses(ms: list[_Member], xs: list[torch.Tensor], ys: list[torch.Tensor]) -> torch.Tensor:
         """(K,) each member's mean training loss over its own batch: run()'s loss_fn, per sample, over the
@@ -451,7 +446,6 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
     on_cpu = device.type == "cpu"
     check_every = L.LOSS_CHECK_EVERY
     step = 0
-    interrupted = False
     t0 = time.perf_counter()
     last_save = t0
 
@@ -463,7 +457,7 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
         due = mb.stop.due_step()
         if (step in evals or final or step == due) and step not in mb.logged:
             model = sync(j)
-            row = {"step": step, **L.evaluate(model, mb.data, _loss_name(mb.cfg), mb.cfg.train.eval_batch_size)}
+            row = {"step": step, **L.evaluate(model, mb.data, loss_name, mb.cfg.train.eval_batch_size)}
             row["weight_norm"] = L.weight_norm(model)
             row["last_layer_norm"] = L.last_layer_norm(model)
             for h in mb.hooks:
@@ -512,8 +506,7 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
                 break
             if on_step is not None:
                 on_step(step)
-            if stop.requested:
-                interrupted = True
+            if stop.requested:  # Ctrl-C: every member still active returns interrupted, its resume state saved
                 break
 
             # --- one update of every member still training ---

@@ -38,7 +38,7 @@ Kumar et al.'s complete late generalization needs their mean-field network (fixe
 
 from __future__ import annotations
 
-from groklab.presets.recipes.base import Context, Recipe, fmt_step
+from groklab.presets.recipes.base import Context, Recipe
 
 ALPHAS = (0.1, 0.3, 1.0, 3.0)
 

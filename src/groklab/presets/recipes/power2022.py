@@ -126,8 +126,6 @@ def _grid(ctx: Context, base, grid: dict, seeds: int, name: str):
 
 
 def recipe(ctx: Context) -> None:
-    import pandas as pd
-
     from groklab.report import preset_plots as pp
     from groklab.store import load_run
 

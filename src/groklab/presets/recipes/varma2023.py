@@ -39,7 +39,7 @@ and 100% on all 577 (training accuracy 100% on every subset): the critical size 
 
 from __future__ import annotations
 
-from groklab.presets.recipes.base import Context, Recipe, fmt_step
+from groklab.presets.recipes.base import Context, Recipe
 
 
 def base_config(ctx: Context):
