@@ -297,6 +297,13 @@ class ModelConfig:
     """Per-role std, entries ROLE=STD (e.g. `W_in=0.05 W_U=0.09`; roles W_E, W_pos, W_Q, W_K, W_V, W_O, W_in,
     W_hidden, W_out, W_U, b_in, ...): that role is drawn N(0, STD²) (0: zeros), after init_std. Order and
     roles per model: docs/models.md."""
+    init_dist: Literal["normal", "torch"] = "normal"
+    """`normal`: the model's own draw (weights N(0, 1/fan_in)), and init_std / init_overrides draw normals.
+    `torch`: PyTorch's module defaults, as the authors' code of Power et al., Liu et al., Barak et al. and
+    Grokfast draws them: weight matrices and their biases U(±1/√fan_in) of their layer (nn.Linear), W_E and
+    W_pos N(0, 1) (nn.Embedding; the toy model's W_E keeps its U[−½, ½)), norms 1 and 0; init_std and
+    init_overrides then keep each role's family (uniform U(±√3·STD) for linear weights and biases). Details
+    and fan-ins per model: models/init.py."""
     output_scale: float = 1.0
     """α of lazy vs rich training (Chizat et al. 2019; Kumar et al. 2023): the network's output is multiplied
     by this, weights untouched. Large α: lazy (kernel) training; small α: rich (feature learning). Kumar et
@@ -328,6 +335,7 @@ class ModelConfig:
         _choice("model.arch", self.arch, ("transformer", "mlp", "toy"))
         _choice("model.input", self.input, ("onehot", "embed"))
         _choice("model.act", self.act, ("relu", "gelu", "quadratic", "tanh"))
+        _choice("model.init_dist", self.init_dist, ("normal", "torch"))
         _check(self.init_scale > 0, f"model.init_scale={self.init_scale} must be positive")
         _check(
             self.init_std is None or (math.isfinite(self.init_std) and self.init_std > 0),
