@@ -23,6 +23,14 @@ import torch.nn.functional as F
 from groklab.models.common import HookPoint, activation, rows
 
 
+def _hidden_keys(key_mask: torch.Tensor, Tq: int, offset: int) -> torch.Tensor:
+    """(N, Tk) keys a row may attend to -> (N, Tq, Tk) keys hidden from queries at positions offset..offset+Tq-1:
+    those outside the mask, except each query's own position."""
+    Tk = key_mask.shape[1]
+    own = torch.arange(Tk, device=key_mask.device)[None, :] == torch.arange(offset, offset + Tq, device=key_mask.device)[:, None]
+    return ~key_mask[:, None, :] & ~own
+
+
 class LayerNorm(nn.Module):
     def __init__(self, d: int):
         super().__init__()
@@ -66,9 +74,12 @@ class Attention(nn.Module):
         b = torch.cat([self.b_Q, self.b_K, self.b_V]).reshape(3 * H * dh)
         return torch.addmm(b, x.reshape(N * T, d), w).view(N, T, 3, H, dh)
 
-    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int) -> torch.Tensor:
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int,
+               key_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Causal attention of queries q (N, Tq, H, dh) at positions offset.. over keys and values k, v
-        (N, Tk, H, dh) at positions 0..Tk-1, then W_O: -> (N, Tq, d).
+        (N, Tk, H, dh) at positions 0..Tk-1, then W_O: -> (N, Tq, d). `key_mask` (N, Tk) bool, for analyses
+        only (tree projections read a span without its context): the keys each row may attend to besides
+        the causal mask; every query still sees its own position, so no row is left without a key.
 
         Plain tensor ops instead of PyTorch's fused attention kernel, which is built for long sequences and
         spent ~15% of the Power step on 4 tokens: each output element is summed in one fixed order at any
@@ -80,10 +91,13 @@ class Attention(nn.Module):
         scale = 1.0 / math.sqrt(dh)
         # Query i sits at position offset + i and sees keys 0..offset + i.
         ahead = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).triu(offset + 1) if Tk > offset + 1 else None
+        hidden = None if key_mask is None else _hidden_keys(key_mask, Tq, offset)  # (N, Tq, Tk)
         if Tq <= 2 and not (self.hook_attn_scores.has_hooks() or self.hook_pattern.has_hooks() or self.hook_z.has_hooks()):
             scores = (q.unsqueeze(2) * k.unsqueeze(1)).sum(-1) * scale  # (N, Tq, Tk, H)
             if ahead is not None:
                 scores = scores.masked_fill(ahead[:, :, None], float("-inf"))
+            if hidden is not None:
+                scores = scores.masked_fill(hidden[..., None], float("-inf"))
             pattern = scores.softmax(2)
             if self.training and self.dropout > 0:
                 pattern = F.dropout(pattern, self.dropout, True)
@@ -93,20 +107,22 @@ class Attention(nn.Module):
             scores = (q @ k.transpose(-1, -2)) * scale  # (N, H, Tq, Tk)
             if ahead is not None:
                 scores = scores.masked_fill(ahead, float("-inf"))
+            if hidden is not None:
+                scores = scores.masked_fill(hidden[:, None], float("-inf"))
             pattern = self.hook_pattern(self.hook_attn_scores(scores).softmax(-1))
             if self.training and self.dropout > 0:
                 pattern = F.dropout(pattern, self.dropout, True)
             z = self.hook_z((pattern @ v).transpose(1, 2)).reshape(N * Tq, H * dh)  # (N, Tq, H, dh) -> (N·Tq, H·dh)
         return torch.addmm(self.b_O, z, self.W_O.reshape(H * dh, -1)).view(N, Tq, -1)
 
-    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last_only: bool = False, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, d) -> (B, T, d); with `last_only`, (B, 1, d): the answer position's output alone (its
-        query attends to every position)."""
+        query attends to every position). `key_mask` (B, T): see `attend`."""
         qkv = self.project(x)
         q, k, v = qkv.unbind(2)  # (B, T, H, dh) each
         q, k, v = self.hook_q(q), self.hook_k(k), self.hook_v(v)
         T = x.shape[1]
-        return self.attend(q[:, -1:], k, v, T - 1) if last_only else self.attend(q, k, v, 0)
+        return self.attend(q[:, -1:], k, v, T - 1, key_mask) if last_only else self.attend(q, k, v, 0, key_mask)
 
 
 class MLPBlock(nn.Module):
@@ -139,10 +155,10 @@ class Block(nn.Module):
         self.hook_attn_out = HookPoint()
         self.hook_mlp_out = HookPoint()
 
-    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, last_only: bool = False, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, d) -> (B, T, d), or (B, 1, d) at the answer position alone with `last_only`."""
         x = self.hook_resid_pre(x)
-        attn = self.hook_attn_out(self.attn(self.ln1(x), last_only))
+        attn = self.hook_attn_out(self.attn(self.ln1(x), last_only, key_mask))
         x = (x[:, -1:] if last_only else x) + self.drop(attn)
         return x + self.drop(self.hook_mlp_out(self.mlp(self.ln2(x))))
 
@@ -228,10 +244,14 @@ class Transformer(nn.Module):
     def has_hooks(self) -> bool:
         return any(m.has_hooks() for m in self.modules() if isinstance(m, HookPoint))
 
-    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
-        """(B, 2) operand pairs -> (B, n_classes) logits at the answer position."""
+    def forward(self, pairs: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 2) operand pairs (or (B, n_inputs) token sequences) -> (B, n_classes) logits at the answer
+        position. `key_mask` (B, n_ctx) bool, analyses only: the positions each row's tokens may attend to (on
+        top of the causal mask; a position always sees itself), e.g. a span read without its context
+        (analysis/tree_projection.py). Training never passes it."""
         dropout = self.training and self.drop.p > 0
-        if len(self.blocks) and not dropout and self.n_inputs == 2 and self.n_elements < pairs.shape[0] and not self.has_hooks():
+        if (key_mask is None and len(self.blocks) and not dropout and self.n_inputs == 2 and self.n_elements < pairs.shape[0]
+                and not self.has_hooks()):
             return self._forward_split(pairs)
         tok = self.tokens(pairs)  # (B, T)
         pos = self.hook_pos_embed(self.W_pos.expand(tok.shape[0], -1, -1))  # (B, T, d)
@@ -244,7 +264,7 @@ class Transformer(nn.Module):
             last.has_hooks() or self.hook_resid_final.has_hooks() or self.hook_logits.has_hooks()
         )
         for block in self.blocks:
-            x = block(x, last_only=last_only and block is last)
+            x = block(x, last_only=last_only and block is last, key_mask=key_mask)
         x = self.hook_resid_final(self.ln_final(x))
         if self.hook_logits.has_hooks():
             # All positions only when someone looks; the loss never sees them.
