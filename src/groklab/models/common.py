@@ -33,9 +33,31 @@ def rows(W: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return F.embedding(idx, W)
 
 
+class _Square(torch.autograd.Function):
+    """z ↦ z² with the backward 2·z·g in two passes. Autograd's own `z * z` sees two uses of z and forms g·z
+    twice and adds them (four passes over the (B, width) tensor and two temporaries): on the Doshi MLP's
+    full batch (4704 × 500) that was 4× slower than this and a fifth of the whole step. Same bits either
+    way: g·z + g·z and (g·z)·2 are both the exact double of g·z."""
+
+    generate_vmap_rule = True  # stacked members (train/members.py) vmap the forward pass
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return x * x
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return torch.mul(g, x).mul_(2)
+
+
 def quadratic(x: torch.Tensor) -> torch.Tensor:
     """φ(z) = z², the activation of Doshi et al. (2023) and Gromov (2023)."""
-    return x * x
+    return _Square.apply(x)
 
 
 def activation(name: str):
