@@ -2,6 +2,7 @@
 
     taskset -c 0,1 python benchmarks/fullscale.py parity2022 liu2022 --out runs/fullscale
     taskset -c 0,1 python benchmarks/fullscale.py liu2022 --no-stop-too      # also train every run its whole budget
+    taskset -c 0,1 python benchmarks/fullscale.py power-curve                # Power et al.'s data-fraction curve alone
 
 For each preset it runs `reproduce(name, "full")` (reusing a finished preset directory), prints the wall time,
 the checks, and the steps trained over the steps budgeted (summed over every run of the preset: the share of
@@ -9,6 +10,10 @@ the work early stopping left). With `--no-stop-too` it runs the preset again wit
 sibling directory and prints the measured ratio of the two wall times; without it the no-stop time is an
 estimate: the measured time scaled by budgeted / trained steps (an upper bound on the saving, since
 evaluation and analysis do not shrink with the steps).
+
+`power-curve` is not a preset but the part of power2022's full scale that issue 12 times: the full-size
+transformer on x/y mod 97 with weight decay 1, training fractions 0.2 … 0.8 × 3 seeds (21 runs), each stopping
+5000 steps after its validation accuracy reaches 99% (power2022's `transformer()` config, as a sweep).
 """
 
 from __future__ import annotations
@@ -30,7 +35,30 @@ def steps_of(preset_dir: Path) -> tuple[int, int]:
     return trained, budget
 
 
+def power_curve(out: Path, early_stop: bool, workers: int | None) -> tuple[float, dict]:
+    """The Power data-fraction curve as a sweep into `out`: (wall time, {fraction: steps to 99% per seed})."""
+    import time
+
+    import pandas as pd
+
+    from groklab.presets.recipes import power2022
+    from groklab.presets.recipes.base import Context
+    from groklab.sweep import sweep
+
+    base = power2022.transformer(Context(out, "full", print)).replace(out=None)
+    if not early_stop:
+        base = base.replace(**{"train.stop_when": None})
+    t = time.perf_counter()
+    res = sweep(base, {"task.train_frac": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}, 3, out=out, resume=(out / "sweep.json").is_file(),
+                workers=workers, progress=False)
+    df = res.table()
+    steps = {f: [None if pd.isna(v) else int(v) for v in g["val_acc_99_step"]] for f, g in df.groupby("task.train_frac")}
+    return time.perf_counter() - t, {f"val 99% at fraction {f:g}": {"passed": True, "detail": str(v)} for f, v in steps.items()}
+
+
 def measure(name: str, out: Path, early_stop: bool, workers: int | None) -> tuple[float, dict]:
+    if name == "power-curve":
+        return power_curve(out, early_stop, workers)
     from groklab.presets.recipes import reproduce
 
     earlier = json.loads((out / "preset.json").read_text()).get("wall_time_s", 0.0) if (out / "preset.json").is_file() else 0.0
@@ -52,7 +80,10 @@ def main() -> None:
         wall, checks = measure(name, d, True, args.workers)
         trained, budget = steps_of(d)
         passed = sum(c["passed"] for c in checks.values())
-        line = (f"{name:14s} full: {wall / 60:7.1f} min, checks {passed}/{len(checks)}, "
+        if name == "power-curve":
+            print("\n".join(f"  {k}: {c['detail']}" for k, c in checks.items()))
+        shown = "" if name == "power-curve" else f"checks {passed}/{len(checks)}, "
+        line = (f"{name:14s} full: {wall / 60:7.1f} min, {shown}"
                 f"steps trained {trained:,} of {budget:,} ({trained / max(budget, 1):.0%})")
         if args.no_stop_too:
             wall_ns, _ = measure(name, Path(args.out) / f"{name}-no-stop", False, args.workers)
