@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from groklab.presets.recipes import doshi2023, grokfast2024, liu2022, nanda2023, omnigrok2023, parity2022, power2022, prieto2025
+from groklab.presets.recipes import (doshi2023, grokfast2024, kumar2023, liu2022, nanda2023, omnigrok2023, parity2022, power2022,
+                                     prieto2025, varma2023)
 
 
 # --- nanda2023 ---------------------------------------------------------------------------------------------
@@ -144,6 +145,100 @@ def test_omnigrok_held_norm_check():
     assert omnigrok2023.check_held(lo_held, hi_held)[0]
     assert not omnigrok2023.check_held(lo_held, _omni(t99=500, v90=900, at_fit=0.3))[0]  # norm not really held: it generalizes
     assert not omnigrok2023.check_held(_omni(t99=60, v90=None), hi_held)[0]
+
+
+# --- kumar2023 ---------------------------------------------------------------------------------------------
+def _kum(a, train=1e-6, val=0.5, minval=None, dist=0.01, a0=0.24, a1=0.24):
+    return {"α": a, "final train loss": train, "final val loss": val, "min val loss": val if minval is None else minval,
+            "final kernel distance": dist, "initial alignment": a0, "final alignment": a1}
+
+
+# the quick run's table (α = 0.1, 0.3, 1, 3), in the order the recipe might hand it over
+KUMAR_QUICK = [_kum(3.0, 7e-4, 0.79, 0.64, 0.0103, a1=0.235), _kum(0.1, 1e-13, 0.067, 0.067, 0.388, a1=0.759),
+               _kum(1.0, 8e-7, 0.48, 0.46, 0.0096, a1=0.261), _kum(0.3, 2e-11, 0.205, 0.205, 0.065, a1=0.447)]
+KUMAR_CHECKS = (kumar2023.check_fits, kumar2023.check_kernel, kumar2023.check_generalizes, kumar2023.check_alignment)
+
+
+def test_kumar_checks_pass_on_the_quick_table():
+    assert all(check(KUMAR_QUICK)[0] for check in KUMAR_CHECKS)
+
+
+def test_kumar_checks_fail_when_every_alpha_stays_lazy():
+    """Control: output scales that keep every run lazy (α = 3, 10, 30): the kernel hardly moves, nothing
+    generalizes, the alignment stays; the largest α is too slow (lr₀/α²) to fit in the budget."""
+    lazy = [_kum(3.0, 7e-4, 0.79, 0.64, 0.0103, a1=0.235), _kum(10.0, 4e-3, 0.9, 0.8, 0.004, a1=0.238),
+            _kum(30.0, 0.05, 1.1, 1.0, 0.001, a1=0.24)]
+    assert not any(check(lazy)[0] for check in KUMAR_CHECKS)
+
+
+def test_kumar_checks_fail_when_every_alpha_is_rich():
+    """Control: output scales that keep every run rich (α = 0.03, 0.1, 0.3): no lazy baseline, so the kernel,
+    generalization and alignment checks have nothing to contrast (fitting is not the effect: it passes)."""
+    rich = [_kum(0.03, 1e-13, 0.06, dist=0.5, a1=0.8), _kum(0.1, 1e-13, 0.067, dist=0.388, a1=0.759),
+            _kum(0.3, 2e-11, 0.205, dist=0.065, a1=0.447)]
+    assert kumar2023.check_fits(rich)[0]
+    assert not any(check(rich)[0] for check in KUMAR_CHECKS[1:])
+
+
+def test_kumar_checks_fail_on_each_missing_piece():
+    q = {i["α"]: i for i in KUMAR_QUICK}
+    swap = lambda a, **kw: [dict(i, **kw) if i["α"] == a else i for i in KUMAR_QUICK]
+    assert not kumar2023.check_fits(swap(3.0, **{"final train loss": 0.2}))[0]  # too few steps: the lazy run unfitted
+    assert not kumar2023.check_kernel(swap(0.1, **{"final kernel distance": 0.05}))[0]  # the richest barely moves
+    assert not kumar2023.check_kernel(swap(1.0, **{"final kernel distance": 0.2}))[0]  # α = 1 moves: not monotone, not lazy
+    assert not kumar2023.check_generalizes(swap(0.1, **{"final val loss": 0.3, "min val loss": 0.3}))[0]  # rich does not generalize
+    assert not kumar2023.check_generalizes(swap(1.0, **{"min val loss": 0.1}))[0]  # the lazy run generalized on the way
+    assert not kumar2023.check_alignment(swap(3.0, **{"final alignment": 0.5}))[0]  # the lazy kernel aligns too
+    assert not kumar2023.check_alignment(swap(0.1, **{"final alignment": 0.3}))[0]  # the rich kernel hardly aligns
+    assert not any(check([q[1.0]])[0] for check in KUMAR_CHECKS[1:]) and not any(check([])[0] for check in KUMAR_CHECKS)
+
+
+# --- varma2023 ---------------------------------------------------------------------------------------------
+def _ung(finals: dict, n=577, before=0.95, train=1.0, swapped=True):
+    """A swap sweep's table: {training set after the swap: final val acc}; with swapped=False no swap happened
+    (every run trains on all n equations to the end)."""
+    return [{"kept fraction": k / n, "training set before the swap": n, "training set after the swap": k if swapped else n,
+             "val acc before the swap": before, "final val acc": v, "final train acc": train} for k, v in sorted(finals.items())]
+
+
+# the quick run: 58, 115, 202, 346 and all 577 equations kept after step 1500
+VARMA_QUICK = {58: 0.07, 115: 0.18, 202: 0.48, 346: 0.896, 577: 1.0}
+
+
+def test_varma_checks_pass_on_the_quick_table():
+    t = _ung(VARMA_QUICK)
+    assert varma2023.check_grokked(t, 1500)[0] and varma2023.check_ungrokking(t)[0]
+    ok, detail = varma2023.check_critical(t)
+    assert ok and "between 202 and 346" in detail and varma2023.critical_bracket(t) == (202, 346)
+
+
+def test_varma_checks_fail_without_the_swap():
+    """Control: the swap intervention off (every run keeps all 577 equations and stays generalized). The old
+    "stays generalized above the critical size" check passed on this: it read only the run kept whole."""
+    t = _ung({k: 1.0 for k in VARMA_QUICK}, swapped=False)
+    assert varma2023.check_grokked(t, 1500)[0]  # grokking before the swap is a precondition, not the effect
+    assert not varma2023.check_ungrokking(t)[0]
+    assert not varma2023.check_critical(t)[0]
+    assert t[-1]["final val acc"] >= 0.9  # the old check would pass
+
+
+def test_varma_critical_size_needs_subsets_on_both_sides():
+    below = _ung({58: 0.07, 115: 0.18, 202: 0.3, 577: 1.0})  # every cut-down subset below the critical size
+    assert varma2023.check_ungrokking(below)[0] and not varma2023.check_critical(below)[0]
+    above = _ung({346: 0.93, 450: 0.97, 577: 1.0})  # every cut-down subset above it: nothing ungroks
+    assert not varma2023.check_ungrokking(above)[0] and not varma2023.check_critical(above)[0]
+    tangled = _ung({58: 0.07, 115: 0.92, 202: 0.3, 346: 0.95, 577: 1.0})  # not monotone in the size: no single critical size
+    assert not varma2023.check_critical(tangled)[0] and varma2023.critical_bracket(tangled) is None
+    partial = _ung({58: 0.07, 115: 0.18, 202: 0.48, 346: 0.7, 577: 1.0})  # the largest cut-down subset loses too much
+    assert not varma2023.check_critical(partial)[0]
+
+
+def test_varma_grokked_and_ungrokking_controls():
+    never = _ung(VARMA_QUICK, before=0.3)  # too few steps before the swap (or no weight decay): never grokked
+    assert not varma2023.check_grokked(never, 1500)[0] and not varma2023.check_ungrokking(never)[0]
+    unfitted = _ung(VARMA_QUICK, train=0.6)  # validation falls because the network stopped fitting, not ungrokking
+    assert not varma2023.check_ungrokking(unfitted)[0]
+    assert not varma2023.check_grokked([], 1500)[0] and not varma2023.check_ungrokking([])[0] and not varma2023.check_critical([])[0]
 
 
 # --- liu2022 -----------------------------------------------------------------------------------------------
@@ -333,3 +428,35 @@ def test_doshi_and_prieto_checks_fail_on_real_controls(tmp_path):
     pb = prieto2025.base_config(_ctx(tmp_path)).replace(**{"optim.weight_decay": 1.0, "train.steps": 40, "train.threads": 1, "out": None})
     ce, sm = run(pb), run(pb.replace(**{"train.loss": "stablemax"}))
     assert not prieto2025.check_collapse(ce.rows, sm.rows)[0]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("alphas", [(3.0, 10.0), (0.1, 0.3)], ids=["all-lazy", "all-rich"])
+def test_kumar_checks_fail_on_real_controls(tmp_path, alphas):
+    """kumar2023 at smoke scale with output scales that keep every run lazy, or every run rich: trained and
+    NTK-analysed for real; every check about the lazy→rich contrast fails (fitting is not the effect, and
+    60 steps at lr₀/α² do not fit the lazy runs anyway)."""
+    _, _, info = kumar2023.measure(_ctx(tmp_path), alphas)
+    results = {c.__name__: c(info) for c in KUMAR_CHECKS[1:]}
+    assert not any(ok for ok, _ in results.values()), {k: d for k, (ok, d) in results.items() if ok}
+    if min(alphas) >= 1:
+        assert not kumar2023.check_fits(info)[0]
+
+
+@pytest.mark.integration
+def test_varma_checks_fail_on_real_controls(tmp_path):
+    """varma2023 at smoke scale: the swap sweep without the swap intervention (every run keeps its whole
+    training set), and with it but too few steps to grok first. Every check fails on both."""
+    from groklab.train import run
+
+    base = varma2023.base_config(_ctx(tmp_path)).replace(**{"train.threads": 1, "out": None})
+    swap = base.reg.swap_step
+    rows = run(base.replace(**{"reg.swap_step": None})).rows  # no swap: the kept fraction changes nothing
+    n = base.task.n_train
+    noswap = varma2023.ungrok_table([(0.3, rows), (1.0, rows)], swap, n)
+    swapped = varma2023.ungrok_table([(f, run(base.replace(**{"reg.swap_train_frac": f})).rows) for f in (0.3, 1.0)], swap, n)
+    assert swapped[0]["training set after the swap"] < swapped[0]["training set before the swap"]  # the swap did happen
+    for table in (noswap, swapped):
+        results = {"grokked": varma2023.check_grokked(table, swap), "ungrokking": varma2023.check_ungrokking(table),
+                   "critical": varma2023.check_critical(table)}
+        assert not any(ok for ok, _ in results.values()), {k: d for k, (ok, d) in results.items() if ok}

@@ -24,10 +24,13 @@ alignment on test inputs).
 α ∈ {0.1, 0.3, 1, 3}. `full`: D = 100, P = 550, width 500, 20 000 steps, same α and lr₀ (not measured; an
 estimate of ~10× the quick time). `smoke`: D = 8, 60 steps.
 
-Expected qualitative result: every α fits the training set; the kernel moves less the larger α (lazy) and
-the validation loss is the lower the smaller α (rich), the lazy runs staying near the label variance
-(≈ 0.5: a kernel fit of P = 5.5·D points cannot learn a quadratic in D dimensions); the rich kernel ends
-better aligned with the target than the lazy one.
+Expected qualitative result (the checks, pure functions of the per-α table): every α fits the training set;
+the kernel moves less the larger α, every α ≥ 1 hardly at all (distance < 0.05) and the smallest α a lot
+(> 0.1); the validation loss is the lower the smaller α, the lazy runs (α ≥ 1) never below half the label
+variance (≈ 0.5: a kernel fit of P = 5.5·D points cannot learn a quadratic in D dimensions) and the richest
+below a quarter of it; the richest kernel's alignment with the target rises by more than 0.1 while the
+laziest one's stays within 0.05 of its start. Each check needs both ends of the α range, so a control whose
+every α is lazy (or every α rich) fails it (tests/test_preset_controls.py).
 
 Quick wall time: about 75 s on 2 CPU cores (measured once, busy machine).
 What quick does *not* show: full generalization. The richest run (α = 0.1) ends at a validation MSE ≈ 0.07 (≈ 87% of the label variance
@@ -62,27 +65,24 @@ def first_below(rows: list[dict], key: str, level: float) -> int | None:
     return next((r["step"] for r in rows if r.get(key) is not None and r[key] < level), None)
 
 
-def recipe(ctx: Context) -> None:
+def measure(ctx: Context, alphas=ALPHAS) -> tuple[dict, dict, list[dict]]:
+    """Train one run per output scale α (lr = lr₀/α²), analyse its NTK, and return the metric rows and NTK rows
+    per α and the summary rows (`info`, sorted by α) the checks read."""
     import pandas as pd
 
     from groklab.analysis import run_analysis
-    from groklab.report import preset_plots as pp
     from groklab.report.analysis_plots import draw_analysis
 
     base = base_config(ctx)
     lr0 = base.optim.lr
     runs, ntk = {}, {}
-    for a in ALPHAS:
+    for a in alphas:
         r = ctx.run(base.replace(**{"model.output_scale": a, "optim.lr": lr0 / a**2}), name=f"alpha{a:g}")
         runs[a] = r.rows
         draw_analysis(r.path, run_analysis(r.path, ["ntk"], ntk_samples=ctx.pick(full=128, quick=64, smoke=16)))
         ntk[a] = pd.read_csv(r.path / "analysis" / "ntk.csv").to_dict("records")
-
-    def label(a: float) -> str:
-        return f"α = {a:g}" + (" (rich)" if a == min(ALPHAS) else " (lazy)" if a == max(ALPHAS) else "")
-
     info = []
-    for a in ALPHAS:
+    for a in sorted(alphas):
         rows = runs[a]
         info.append({
             "α": a, "lr": lr0 / a**2, "train loss < 1e-2 at": first_below(rows, "train_loss", 1e-2),
@@ -91,8 +91,18 @@ def recipe(ctx: Context) -> None:
             "final kernel distance": ntk[a][-1]["distance"], "initial alignment": ntk[a][0]["alignment"],
             "final alignment": ntk[a][-1]["alignment"],
         })
+    return runs, ntk, info
+
+
+def recipe(ctx: Context) -> None:
+    from groklab.report import preset_plots as pp
+
+    runs, ntk, info = measure(ctx, ALPHAS)
+
+    def label(a: float) -> str:
+        return f"α = {a:g}" + (" (rich)" if a == min(ALPHAS) else " (lazy)" if a == max(ALPHAS) else "")
+
     ctx.table(info, "runs", "One run per output scale α (SGD, lr = lr₀/α²)")
-    by = {i["α"]: i for i in info}
     for i in info:
         for k in ("train loss < 1e-2 at", "val loss < 1e-2 at", "final val loss", "final kernel distance", "final alignment"):
             ctx.number(f"α = {i['α']:g}: {k}", i[k])
@@ -114,23 +124,77 @@ def recipe(ctx: Context) -> None:
                caption="Kumar et al. Fig. 1: alignment rises when the test loss falls")
 
     # --- checks -------------------------------------------------------------------------------------
-    lazy, rich = by[max(ALPHAS)], by[min(ALPHAS)]
-    ordered = [by[a] for a in sorted(ALPHAS)]
-    ctx.check("every α fits the training set", all(i["final train loss"] < 1e-2 for i in info),
-              "final training loss " + "; ".join(f"α = {i['α']:g}: {i['final train loss']:.2g}" for i in info))
-    dist = [i["final kernel distance"] for i in ordered]
-    # α ≥ 1 sit at ~0.01, where their order is noise: 0.01 of slack between neighbours
-    ctx.check("the larger α, the less the kernel moves (lazy); α = 1 and up hardly at all",
-              all(y <= x + 0.01 for x, y in zip(dist, dist[1:])) and by[1.0]["final kernel distance"] < 0.05 and rich["final kernel distance"] > 0.1,
-              "final kernel distance " + "; ".join(f"α = {i['α']:g}: {i['final kernel distance']:.3g}" for i in ordered))
-    val = [i["final val loss"] for i in ordered]
-    y_var = 0.5  # (β·x)²/2 with β·x ≈ N(0, 1) has variance 1/2: predicting the mean scores this
-    ctx.check("the smaller α, the better it generalizes; the lazy fit does not",
-              all(x <= y for x, y in zip(val, val[1:])) and by[1.0]["min val loss"] > 0.5 * y_var and rich["final val loss"] < 0.25 * y_var,
-              "final validation loss " + "; ".join(f"α = {i['α']:g}: {i['final val loss']:.3g}" for i in ordered) + f" (label variance ≈ {y_var})")
-    ctx.check("the rich kernel ends better aligned with the target than the lazy one", rich["final alignment"] > lazy["final alignment"],
-              f"alignment {rich['initial alignment']:.3g} → {rich['final alignment']:.3g} (α = {min(ALPHAS):g}); "
-              f"{lazy['initial alignment']:.3g} → {lazy['final alignment']:.3g} (α = {max(ALPHAS):g})")
+    ctx.check("every α fits the training set", *check_fits(info))
+    ctx.check("the larger α, the less the kernel moves (lazy); α = 1 and up hardly at all", *check_kernel(info))
+    ctx.check("the smaller α, the better it generalizes; the lazy fit does not", *check_generalizes(info))
+    ctx.check("the rich kernel aligns with the target, the lazy one stays where it began", *check_alignment(info))
+
+
+# --- checks: pure functions of the `info` rows, one per α (tests/test_preset_controls.py) --------------------
+
+FIT = 1e-2
+"""A run has fitted its training set when its final training MSE is below this."""
+Y_VAR = 0.5
+"""Variance of the labels (β·x)²/2 with β·x ≈ N(0, 1): the MSE of predicting their mean."""
+STILL, MOVED = 0.05, 0.1
+"""Kernel distance (or alignment change) a lazy run stays under, and one a rich run exceeds."""
+
+
+def _lazy(info: list[dict]) -> list[dict]:
+    return [i for i in info if i["α"] >= 1]
+
+
+def _by_alpha(info: list[dict]) -> list[dict]:
+    return sorted(info, key=lambda i: i["α"])
+
+
+def check_fits(info: list[dict]) -> tuple[bool, str]:
+    """Every α ends with training MSE below `FIT`: the lazy runs too, so a lazy run's poor validation loss is
+    the kernel's, not an unfinished fit. Fails with too few steps (or an α so large that lr₀/α² cannot fit)."""
+    ok = bool(info) and all(i["final train loss"] < FIT for i in info)
+    return ok, "final training loss " + ("; ".join(f"α = {i['α']:g}: {i['final train loss']:.2g}" for i in _by_alpha(info)) or "no runs")
+
+
+def check_kernel(info: list[dict]) -> tuple[bool, str]:
+    """The NTK's final distance from its initial value does not grow with α (0.01 of slack between neighbours:
+    the lazy runs sit at ~0.01, where their order is noise), every α ≥ 1 (there must be one) stays below
+    `STILL` (lazy), and the smallest α moves beyond `MOVED` (rich). Fails when every α is lazy (no rich run)
+    or every α rich (no lazy one)."""
+    order = _by_alpha(info)
+    dist = [i["final kernel distance"] for i in order]
+    lazy = _lazy(order)
+    ok = (len(order) >= 2 and bool(lazy) and all(y <= x + 0.01 for x, y in zip(dist, dist[1:]))
+          and all(i["final kernel distance"] < STILL for i in lazy) and order[0]["α"] < 1 and dist[0] > MOVED)
+    return ok, "final kernel distance " + ("; ".join(f"α = {i['α']:g}: {i['final kernel distance']:.3g}" for i in order) or "no runs")
+
+
+def check_generalizes(info: list[dict], y_var: float = Y_VAR) -> tuple[bool, str]:
+    """The final validation MSE does not fall as α grows; every α ≥ 1 (there must be one) never gets below half
+    the label variance (a kernel fit of P = 5.5·D points cannot learn a quadratic in D dimensions), and the
+    smallest α (< 1) ends below a quarter of it (the features were learned). Fails when every α is lazy (none
+    generalizes) or every α rich (no lazy baseline)."""
+    order = _by_alpha(info)
+    val = [i["final val loss"] for i in order]
+    lazy = _lazy(order)
+    ok = (len(order) >= 2 and bool(lazy) and all(x <= y for x, y in zip(val, val[1:]))
+          and all(i["min val loss"] > 0.5 * y_var for i in lazy) and order[0]["α"] < 1 and val[0] < 0.25 * y_var)
+    return ok, ("final validation loss " + "; ".join(f"α = {i['α']:g}: {i['final val loss']:.3g}" for i in order)
+                + f" (label variance ≈ {y_var}; min over the run for α ≥ 1: "
+                + (", ".join(f"{i['min val loss']:.3g}" for i in lazy) or "none") + ")")
+
+
+def check_alignment(info: list[dict]) -> tuple[bool, str]:
+    """Kumar et al. Fig. 1: the smallest α's kernel–target alignment rises by more than `MOVED` and ends above
+    the largest α's, while the largest α (≥ 1) stays within `STILL` of where it began. Fails when every α is
+    lazy (nothing aligns) or every α rich (the largest moves too)."""
+    if len(info) < 2:
+        return False, "fewer than two runs"
+    order = _by_alpha(info)
+    rich, lazy = order[0], order[-1]
+    rise, drift = rich["final alignment"] - rich["initial alignment"], lazy["final alignment"] - lazy["initial alignment"]
+    ok = rich["α"] < 1 <= lazy["α"] and rise > MOVED and abs(drift) < STILL and rich["final alignment"] > lazy["final alignment"]
+    return ok, (f"alignment {rich['initial alignment']:.3g} → {rich['final alignment']:.3g} (α = {rich['α']:g}); "
+                f"{lazy['initial alignment']:.3g} → {lazy['final alignment']:.3g} (α = {lazy['α']:g})")
 
 
 RECIPE = Recipe("kumar2023", "grokking as the transition from lazy to rich training: output scale α on a polynomial target",
