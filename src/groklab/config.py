@@ -299,11 +299,11 @@ class ModelConfig:
     roles per model: docs/models.md."""
     init_dist: Literal["normal", "torch"] = "normal"
     """`normal`: the model's own draw (weights N(0, 1/fan_in)), and init_std / init_overrides draw normals.
-    `torch`: PyTorch's module defaults, as the authors' code of Power et al., Liu et al., Barak et al. and
-    Grokfast draws them: weight matrices and their biases U(±1/√fan_in) of their layer (nn.Linear), W_E and
-    W_pos N(0, 1) (nn.Embedding; the toy model's W_E keeps its U[−½, ½)), norms 1 and 0; init_std and
-    init_overrides then keep each role's family (uniform U(±√3·STD) for linear weights and biases). Details
-    and fan-ins per model: models/init.py."""
+    `torch`: PyTorch's module defaults, as the code of Power et al., Liu et al., Merrill et al. (sparse
+    parity) and Grokfast draws them: weight matrices and their biases U(±1/√fan_in) of their layer
+    (nn.Linear), W_E and W_pos N(0, 1) (nn.Embedding; the toy model's W_E keeps its U[−½, ½)), norms 1 and 0;
+    init_std and init_overrides then keep each role's family (uniform U(±√3·STD) for linear weights and
+    biases). Details and fan-ins per model: models/init.py."""
     output_scale: float = 1.0
     """α of lazy vs rich training (Chizat et al. 2019; Kumar et al. 2023): the network's output is multiplied
     by this, weights untouched. Large α: lazy (kernel) training; small α: rich (feature learning). Kumar et
