@@ -52,7 +52,7 @@ def build_model(cfg: ModelConfig, n_elements: int, n_classes: int, d_input: int 
             n_elements, n_classes, width=cfg.width, depth=cfg.depth, act=cfg.act, bias=cfg.bias,
             input=cfg.input, d_embed=cfg.d_embed, dropout=cfg.dropout, batchnorm=cfg.batchnorm,
         )
-    apply_init(model, cfg.init_std, parse_init_overrides(cfg.init_overrides), cfg.arch)
+    apply_init(model, cfg.init_std, parse_init_overrides(cfg.init_overrides), cfg.arch, cfg.init_dist)
     if cfg.init_scale != 1.0:
         with torch.no_grad():
             for p in model.parameters():

@@ -67,7 +67,7 @@ _REG_FIELDS = {
     "grad_noise", "weight_noise", "constrain_norm", "norm_factor", "norm_target", "orthograd", "orthograd_rescale",
 }
 # model.* fields that only change the initial values, not the shapes or the forward pass: members may differ.
-_INIT_ONLY = {"init_scale", "init_std", "init_overrides"}
+_INIT_ONLY = {"init_scale", "init_std", "init_overrides", "init_dist"}
 # task.* fields that change only which examples a member trains on (its split, labels, sizes), not the shapes
 # of its inputs and outputs: members may differ in them. Every other task field must be equal.
 _TASK_FREE = {"train_frac", "corrupt_frac", "seed", "op", "train_size", "val_size", "tol", "rqi_tol", "sha256"}
