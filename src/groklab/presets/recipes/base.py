@@ -260,7 +260,9 @@ def reproduce_recipe(recipe: Recipe, scale: str = "quick", out: str | os.PathLik
         "runs": ctx.runs, "sweeps": ctx.sweeps, "notes": ctx.notes, "doc": recipe.doc,
         "environment": {"groklab": __version__, "torch": torch.__version__, "python": platform.python_version(),
                         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "device": device,
-                        "machine": platform.machine(), "finished": time.strftime("%Y-%m-%d %H:%M:%S")},
+                        "machine": platform.machine(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                        # what else kept the machine busy at the end (the wall time means little without it)
+                        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None},
     }
     atomic_write_text(d / CHECKS_JSON, json.dumps(json_safe(ctx.checks), indent=2) + "\n")
     atomic_write_text(d / PRESET_JSON, json.dumps(json_safe(meta), indent=2) + "\n")
