@@ -9,6 +9,17 @@ tokens long, left-padded with a pad token to `dyck_len`; training and validation
 drawn from the same random process (`train_size`, `val_size`), so validation accuracy is generalization to
 unseen strings.
 
+Structurally novel prefixes (the paper's generalization test, after the authors' Dyck data and evaluation code):
+a string's top-level shapes are the bracket skeletons (open/close, types ignored) of its pieces between returns
+to the empty stack, the last, unfinished piece included. Further prefixes from the same process that have a
+top-level shape no training prefix has, and whose answer depends on a bracket at least ⌈`dyck_len`/2⌉ tokens
+back (the open bracket to close is that far from the end; the authors test dependencies of ≥ 10 tokens in
+strings of hundreds), form an out-of-distribution split: up to `val_size` of them, found among 16·`val_size`
+more prefixes. The probe reports its accuracy and loss at every evaluation as `val_ood_acc` and `val_ood_loss`;
+`val_acc` stays the accuracy on unseen prefixes from the training distribution, half of which end on the open
+bracket they ask about (an easy question). Adding the split changed neither the training nor the validation
+prefixes.
+
 Tokens: open bracket of type c is 2c, its close 2c + 1, the pad 2k. Labels: the type c (k classes).
 The tree-structuredness measure that goes with it is analysis/tree_projection.py.
 """
@@ -84,6 +95,48 @@ def sample_prefixes(n: int, k: int, depth: int, length: int, g: torch.Generator,
     return torch.tensor(out, dtype=torch.long).reshape(-1, length)
 
 
+def top_level_shapes(tokens: list[int], k: int) -> list[tuple[int, ...]]:
+    """The skeletons (1 open, 0 close) of a prefix's pieces between returns to the empty stack, pads skipped; the
+    last piece is the unfinished one."""
+    shapes: list[tuple[int, ...]] = []
+    piece: list[int] = []
+    height = 0
+    for t in tokens:
+        if t == 2 * k:
+            continue
+        opening = t % 2 == 0
+        piece.append(int(opening))
+        height += 1 if opening else -1
+        if height == 0:
+            shapes.append(tuple(piece))
+            piece = []
+    if piece:
+        shapes.append(tuple(piece))
+    return shapes
+
+
+def dependency_length(tokens: list[int], k: int) -> int:
+    """How far back the bracket to close is: the prefix's length minus the position of its top open bracket."""
+    stack: list[int] = []
+    for pos, t in enumerate(tokens):
+        if t == 2 * k:
+            continue
+        if t % 2 == 0:
+            stack.append(pos)
+        elif stack:
+            stack.pop()
+    return len(tokens) - stack[-1] if stack else 0
+
+
+def ood_split(train: torch.Tensor, candidates: torch.Tensor, k: int, n: int, min_dependency: int) -> torch.Tensor:
+    """The first n rows of `candidates` with a top-level shape that no row of `train` has and a dependency of at
+    least `min_dependency` tokens (fewer rows if there are fewer)."""
+    seen = {s for row in train.tolist() for s in top_level_shapes(row, k)}
+    keep = [b for b, row in enumerate(candidates.tolist())
+            if dependency_length(row, k) >= min_dependency and any(s not in seen for s in top_level_shapes(row, k))][:n]
+    return candidates[keep]
+
+
 def labels_of(x: torch.Tensor, k: int) -> torch.Tensor:
     """The type of the bracket that closes next after each prefix (the top of its stack)."""
     return torch.tensor([is_balanced_prefix(row.tolist(), k)[1][-1] for row in x], dtype=torch.long)
@@ -91,13 +144,16 @@ def labels_of(x: torch.Tensor, k: int) -> torch.Tensor:
 
 def build(cfg: TaskConfig) -> Dataset:
     from groklab.errors import ConfigError
-    from groklab.tasks.base import Dataset
+    from groklab.tasks.base import Dataset, no_probe
     from groklab.tasks.targets import corrupt_labels
 
     k = cfg.dyck_k
     g = torch.Generator().manual_seed(cfg.seed)
-    x = sample_prefixes(cfg.train_size + cfg.val_size, k, cfg.dyck_depth, cfg.dyck_len, g)
-    if len(x) < cfg.train_size + cfg.val_size:
+    n = cfg.train_size + cfg.val_size
+    # The first n prefixes do not depend on how many more are drawn: the extra ones are candidates for the OOD split.
+    pool = sample_prefixes(n + 16 * cfg.val_size, k, cfg.dyck_depth, cfg.dyck_len, g)
+    x = pool[:n]
+    if len(x) < n:
         raise ConfigError(
             f"task.train_size={cfg.train_size} + task.val_size={cfg.val_size} distinct Dyck prefixes were asked for, but only "
             f"{len(x)} were found (dyck_k={k}, dyck_depth={cfg.dyck_depth}, dyck_len={cfg.dyck_len}); ask for fewer or a larger language"
@@ -106,7 +162,30 @@ def build(cfg: TaskConfig) -> Dataset:
     x_train, y_true, x_val, y_val = x[: cfg.train_size], y[: cfg.train_size], x[cfg.train_size :], y[cfg.train_size :]
     y_train, corrupted = corrupt_labels(y_true, cfg.corrupt_frac, "class", k, g)
     n = len(y_train)
+    x_ood = ood_split(x_train, pool[len(x):], k, cfg.val_size, -(-cfg.dyck_len // 2))
     return Dataset(
         x_train=x_train, y_train=y_train, y_train_true=y_true, corrupted=corrupted, x_val=x_val, y_val=y_val,
         train_idx=torch.arange(n), val_idx=torch.arange(n, n + len(y_val)), n_elements=2 * k + 1, n_classes=k,
+        probe=ood_probe(x_ood, labels_of(x_ood, k)) if len(x_ood) else no_probe,
     )
+
+
+def ood_probe(x: torch.Tensor, y: torch.Tensor):
+    """Accuracy and loss on the structurally novel prefixes (`val_ood_acc`, `val_ood_loss`)."""
+
+    def probe(model) -> dict[str, float]:
+        import torch.nn.functional as F
+
+        was_training = model.training
+        model.eval()  # no dropout, no draws from the global RNG (the loop calls the probe in training mode)
+        try:
+            with torch.no_grad():
+                dev = next(model.parameters()).device
+                logits = model(x.to(dev))
+                yd = y.to(dev)
+                return {"val_ood_acc": (logits.argmax(-1) == yd).double().mean().item(),
+                        "val_ood_loss": F.cross_entropy(logits.double(), yd).item()}
+        finally:
+            model.train(was_training)
+
+    return probe
