@@ -1,6 +1,16 @@
 """Lee, Kang, Kim & Lee 2024, "Grokfast: accelerated grokking by amplifying slow gradients" (arXiv 2405.20233).
 
-Initialization: groklab's default draw (not checked against the authors' code); docs/models.md.
+Initialization: in `full`, as the authors' code (ironjr/grokfast, main.py, whose transformer is adapted
+from danielmamay/grokking's grokking/model.py), which sets none of its own and so draws PyTorch's defaults:
+`model.init_dist='torch'` with `MHA_INIT`. Token and position embeddings N(0, 1) (nn.Embedding);
+nn.MultiheadAttention's stacked query/key/value projection xavier_uniform, U(±√(6/(4·128))), its biases and
+its output projection's bias zero, the output projection U(±1/√128); the MLP's nn.Linear weights and biases
+U(±1/√fan_in); LayerNorm 1 and 0; the readout U(±1/√128) without bias (here a bias exists, zero at the start,
+and trains). What still differs from their model (the architecture): GELU in the MLP where the preset keeps
+Power's ReLU; each block's attention residual adds to the normalized stream (x ← LN(x) + attn(LN(x))) where
+here it adds to the stream itself; the readout covers all p + 2 tokens, here the p answers; their equations
+leave out y = 0 (97·96, here 97²). `quick` runs the one-hot MLP, not the authors' model, and keeps groklab's
+default draw (weights N(0, 1/fan_in), no biases).
 
 The gradients of every parameter, taken as a signal over the optimization steps, are low-pass filtered and
 the slow part is added back before the optimizer step: Grokfast-EMA h ← α·h + (1−α)·g, g ← g + λ·h
@@ -44,6 +54,11 @@ from groklab.presets.recipes.base import Context, Recipe, fmt_step
 ARMS = {"none": "baseline", "ema": "Grokfast-EMA (α 0.98, λ 2)", "ma": "Grokfast-MA (w 100, λ 5)"}
 PAPER_WEIGHT_DECAY = {"none": 0.0, "ema": 0.005, "ma": 0.01}
 """The authors' commands for the algorithmic task: `--weight_decay` per filter (torch's Adam, coupled)."""
+D_MODEL = 128
+MHA_INIT = [*(f"{w}={(2 * D_MODEL) ** -0.5:.6g}" for w in ("W_Q", "W_K", "W_V")), *(f"{b}=0" for b in ("b_Q", "b_K", "b_V", "b_O", "b_U"))]
+"""`full`, on top of `model.init_dist='torch'`: the authors' nn.MultiheadAttention draws its stacked (3d, d) query,
+key and value projection xavier_uniform, U(±√(6/4d)), standard deviation 1/√(2d), and zeroes its biases; their
+readout has no bias."""
 
 
 def base_config(ctx: Context):
@@ -53,7 +68,7 @@ def base_config(ctx: Context):
         cfg = presets.power2022(op="x*y", p=97, train_frac=0.5, steps=100_000)
         # the speed-up needs only the steps to 99% validation accuracy: stop 5000 steps after it holds (the
         # curves keep the plateau); a run that never gets there trains its whole budget
-        return cfg.replace(**{"optim.name": "adam", "optim.weight_decay": 0.0, "train.batch_size": 512,
+        return cfg.replace(**{"optim.name": "adam", "optim.weight_decay": 0.0, "train.batch_size": 512, "model.init_overrides": MHA_INIT,
                               "train.eval_points": 200, "train.checkpoint_points": 10,
                               "train.stop_when": "val_acc>=0.99", "train.stop_patience": 5000})
     p, width, steps = ctx.pick(quick=(47, 128, 4000), smoke=(11, 16, 40))

@@ -2,8 +2,13 @@
 near the computational limit" (arXiv 2207.08799), with the circuit measure of Merrill, Tsilivis & Shukla
 2023, "A tale of two circuits: grokking as competition of sparse and dense subnetworks" (arXiv 2303.11873).
 
-Initialization: groklab's default draw, weights N(0, 1/fan_in) and zero biases (not checked against the
-authors' code; PyTorch's `nn.Linear` default would be U(±1/√fan_in) for weights and biases); docs/models.md.
+Initialization: as the code this preset's circuit measure comes from, Merrill et al.'s (Tsili42/parity-nn,
+utils.py `FF1`: nn.Linear(n, width), ReLU, nn.Linear(width, 1, bias=False), trained by parity.py on this very
+setup), which sets no init of its own: PyTorch's defaults, `model.init_dist='torch'`. W_in and b_in
+U(±1/√n) (±0.158 at n = 40), W_out U(±1/√width) (±0.032 at width 1000), and the output bias, which their
+network does not have, zero (`model.init_overrides`; here it exists and trains). Barak et al.'s own code was
+not found. Other differences from Merrill et al.'s code: their parity reads the first k bits, here each seed
+hides its own subset; their test set is 100 fixed samples, here 1000 fresh ones.
 
 Paper's setup (`full`): (n, k)-sparse parity with n = 40, k = 3: inputs uniform in {±1}⁴⁰, label the product
 of 3 hidden coordinates; 1000 training samples (and 1000 fresh validation samples); a one-hidden-layer ReLU
@@ -40,7 +45,8 @@ def base_config(ctx: Context):
     steps = ctx.pick(full=100_000, quick=10_000, smoke=100)
     return RunConfig(
         task=TaskConfig(group="parity", n_bits=ctx.pick(full=40, quick=40, smoke=10), k=3, labels="sign", train_size=1000, val_size=1000),
-        model=ModelConfig(arch="mlp", width=ctx.pick(full=1000, quick=1000, smoke=64), depth=1, bias=True, act="relu"),
+        model=ModelConfig(arch="mlp", width=ctx.pick(full=1000, quick=1000, smoke=64), depth=1, bias=True, act="relu",
+                          init_dist="torch", init_overrides=["b_out=0"]),  # nn.Linear defaults; no output bias there
         optim=OptimConfig(name="sgd", lr=0.1, momentum=0.0, weight_decay=0.01, warmup_steps=0),
         # evaluations every 1% of the budget (the jump from chance to 99% takes a few thousand steps)
         train=TrainConfig(steps=steps, batch_size=32, loss="hinge", eval_points=12, eval_every=ctx.pick(full=1000, quick=100, smoke=None),
