@@ -14,7 +14,8 @@ the readout covers the p answers where theirs spans the whole token vocabulary. 
 `quick`'s transformer keeps groklab's default draw (weights N(0, 1/fan_in), W_E and W_pos N(0, 1/d_model),
 zero biases), because with the authors' draw (its embeddings 8× larger at width 64) it does not grok within a
 quick budget: x+y mod 31, weight decay 3, validation 57% at step 1500 and 94% at step 5000 (99% never),
-against 99% at step 1051 with the default draw (measured 2026-11-30). The one-hot MLP of `quick`'s grids is not the paper's model and keeps groklab's default draw (no biases).
+against 99% at step 1051 with the default draw (measured 2026-11-30). The one-hot MLP of `quick`'s grids is
+not the paper's model and keeps groklab's default draw (no biases).
 
 Paper's setup (`full`): equations x ∘ y = z of a binary operation mod p = 97, a random fraction of the table
 for training and the rest for validation, each equation the tokens (x, ∘, y, =) with the loss and accuracy
