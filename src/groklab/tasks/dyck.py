@@ -171,7 +171,8 @@ def build(cfg: TaskConfig) -> Dataset:
 
 
 def ood_probe(x: torch.Tensor, y: torch.Tensor):
-    """Accuracy and loss on the structurally novel prefixes (`val_ood_acc`, `val_ood_loss`)."""
+    """Accuracy and loss on the structurally novel prefixes (`val_ood_acc`, `val_ood_loss`); the prefixes and
+    labels are the probe's `x` and `y`."""
 
     def probe(model) -> dict[str, float]:
         import torch.nn.functional as F
@@ -188,4 +189,5 @@ def ood_probe(x: torch.Tensor, y: torch.Tensor):
         finally:
             model.train(was_training)
 
+    probe.x, probe.y = x, y  # type: ignore[attr-defined]
     return probe
