@@ -40,30 +40,44 @@ def layer_norm(x: torch.Tensor, w: dict[str, torch.Tensor], name: str) -> torch.
 
 
 def transformer_forward(w: dict[str, torch.Tensor], cfg: dict, pairs: torch.Tensor) -> torch.Tensor:
-    """Decoder-only, pre-LayerNorm, causal; logits read at the last token (`=`)."""
+    """Decoder-only, causal; logits read at the last token (`=`). LayerNorm before each sublayer and a final
+    one (model.norm_position "pre", the default), or after each residual sum and no final one ("post"). Fixed
+    sinusoidal positions are saved in the file as W_pos like learned ones; without biases
+    (model.transformer_bias false) the b_* keys are absent and count as zero."""
     m = w["W_E"].shape[0] - 2  # vocabulary: elements 0..m-1, then `op` = m, `=` = m+1
     x, y = pairs[:, :1], pairs[:, 1:]
     op, eq = torch.full_like(x, m), torch.full_like(x, m + 1)
     tokens = torch.cat([x, op, y, eq] if cfg["model"]["op_token"] else [x, y, eq], dim=1)  # (B, T)
     act = ACTS[cfg["model"]["act"]]
+    post = cfg["model"].get("norm_position", "pre") == "post"
+
+    def b(name: str) -> torch.Tensor | float:
+        return w.get(name, 0.0)
+
+    def before(h, name):  # a sublayer's input
+        return h if post else layer_norm(h, w, name)
+
+    def after(h, name):  # the residual stream after a sublayer's sum
+        return layer_norm(h, w, name) if post else h
+
     h = w["W_E"][tokens] + w["W_pos"]  # (B, T, d)
     T = tokens.shape[1]
     causal = torch.ones(T, T, dtype=torch.bool).tril()
     for i in range(cfg["model"]["n_layers"]):
         p = f"blocks.{i}"
-        a = layer_norm(h, w, f"{p}.ln1")
+        a = before(h, f"{p}.ln1")
         # W_Q, W_K, W_V: (heads, d, d_head); b_*: (heads, d_head)
-        q = torch.einsum("btd,hde->bhte", a, w[f"{p}.attn.W_Q"]) + w[f"{p}.attn.b_Q"][:, None]
-        k = torch.einsum("btd,hde->bhte", a, w[f"{p}.attn.W_K"]) + w[f"{p}.attn.b_K"][:, None]
-        v = torch.einsum("btd,hde->bhte", a, w[f"{p}.attn.W_V"]) + w[f"{p}.attn.b_V"][:, None]
+        q, k, v = (torch.einsum("btd,hde->bhte", a, w[f"{p}.attn.W_{n}"]) + (w[f"{p}.attn.b_{n}"][:, None] if f"{p}.attn.b_{n}" in w else 0.0)
+                   for n in "QKV")
         scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, T, T)
         pattern = scores.masked_fill(~causal, float("-inf")).softmax(-1)
         z = pattern @ v  # (B, H, T, d_head)
-        h = h + torch.einsum("bhte,hed->btd", z, w[f"{p}.attn.W_O"]) + w[f"{p}.attn.b_O"]
-        a = layer_norm(h, w, f"{p}.ln2")
-        h = h + act(a @ w[f"{p}.mlp.W_in"] + w[f"{p}.mlp.b_in"]) @ w[f"{p}.mlp.W_out"] + w[f"{p}.mlp.b_out"]
-    h = layer_norm(h, w, "ln_final")
-    return h[:, -1] @ w["W_U"] + w["b_U"]  # (B, n_classes)
+        h = after(h + torch.einsum("bhte,hed->btd", z, w[f"{p}.attn.W_O"]) + b(f"{p}.attn.b_O"), f"{p}.ln1")
+        a = before(h, f"{p}.ln2")
+        h = after(h + act(a @ w[f"{p}.mlp.W_in"] + b(f"{p}.mlp.b_in")) @ w[f"{p}.mlp.W_out"] + b(f"{p}.mlp.b_out"), f"{p}.ln2")
+    if not post:
+        h = layer_norm(h, w, "ln_final")
+    return h[:, -1] @ w["W_U"] + b("b_U")  # (B, n_classes)
 
 
 def mlp_forward(w: dict[str, torch.Tensor], cfg: dict, inputs: torch.Tensor) -> torch.Tensor:

@@ -315,6 +315,15 @@ class ModelConfig:
     n_heads: int = 4
     d_mlp: int = 512
     layernorm: bool = True
+    norm_position: Literal["pre", "post"] = "pre"
+    """Transformer: `pre` normalizes each sublayer's input, x + f(LN(x)), with a final LayerNorm before W_U
+    (TransformerLens's layout); `post` normalizes after each residual sum, LN(x + f(x)), with no final one
+    (openai/grok, the code of Power et al.). Only with `layernorm`."""
+    pos_embed: Literal["learned", "sinusoidal"] = "learned"
+    """Transformer positions: a learned `W_pos`, or the fixed sinusoids of openai/grok (a buffer, not trained)."""
+    transformer_bias: bool = True
+    """Transformer: biases on every linear map (b_Q, b_K, b_V, b_O, b_in, b_out, b_U). openai/grok has none
+    (False: those roles are zero buffers, not parameters). The MLPs' biases are `bias`."""
     op_token: bool = True
     """Sequence (x, op, y, =) as in Power et al.; False gives (x, y, =) as in Nanda et al."""
     # mlp
@@ -336,6 +345,10 @@ class ModelConfig:
         _choice("model.input", self.input, ("onehot", "embed"))
         _choice("model.act", self.act, ("relu", "gelu", "quadratic", "tanh"))
         _choice("model.init_dist", self.init_dist, ("normal", "torch"))
+        _choice("model.norm_position", self.norm_position, ("pre", "post"))
+        _choice("model.pos_embed", self.pos_embed, ("learned", "sinusoidal"))
+        _check(self.layernorm or self.norm_position == "pre",
+               f"model.norm_position={self.norm_position!r} needs model.layernorm=True (there is no norm to place without it)")
         _check(self.init_scale > 0, f"model.init_scale={self.init_scale} must be positive")
         _check(
             self.init_std is None or (math.isfinite(self.init_std) and self.init_std > 0),

@@ -52,6 +52,9 @@ def _check_exportable(model: nn.Module) -> None:
         raise ConfigError(
             f"only model.arch='transformer' has a TransformerLens counterpart; this model is a {type(model).__name__}"
         )
+    if model.blocks and model.blocks[0].post_norm:
+        raise ConfigError("model.norm_position='post' has no TransformerLens counterpart (its blocks normalize each "
+                          "sublayer's input); export supports model.norm_position='pre'")
     act = model.blocks[0].mlp.act
     if act not in _ACT_NAMES:
         raise ConfigError(
@@ -85,10 +88,14 @@ def tl_config_fields(model: Transformer) -> dict[str, Any]:
 
 def tl_state_dict(model: Transformer) -> dict[str, torch.Tensor]:
     """`model`'s weights under HookedTransformer's keys: only the embeddings and the unembedding move
-    (`W_E` -> `embed.W_E`, `W_pos` -> `pos_embed.W_pos`, `W_U`/`b_U` -> `unembed.*`); shapes are unchanged."""
+    (`W_E` -> `embed.W_E`, `W_pos` -> `pos_embed.W_pos`, `W_U`/`b_U` -> `unembed.*`); shapes are unchanged.
+    Fixed sinusoidal positions export as TransformerLens's (learned) W_pos holding the same values."""
     _check_exportable(model)
     moved = {"W_E": "embed.W_E", "W_pos": "pos_embed.W_pos", "W_U": "unembed.W_U", "b_U": "unembed.b_U"}
-    return {moved.get(k, k): v.detach().clone() for k, v in model.state_dict().items()}
+    state = dict(model.state_dict())
+    # model.transformer_bias=False: the biases are zero buffers outside the state dict; TransformerLens has them
+    state.update({k: v for k, v in model.named_buffers() if k not in state})
+    return {moved.get(k, k): v.detach().clone() for k, v in state.items()}
 
 
 def tl_version() -> str:

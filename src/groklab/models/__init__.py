@@ -45,7 +45,7 @@ def build_model(cfg: ModelConfig, n_elements: int, n_classes: int, d_input: int 
         model = Transformer(
             n_elements, n_classes, n_layers=cfg.n_layers, d_model=cfg.d_model, n_heads=cfg.n_heads,
             d_mlp=cfg.d_mlp, layernorm=cfg.layernorm, dropout=cfg.dropout, act=cfg.act, op_token=cfg.op_token,
-            n_inputs=n_inputs,
+            n_inputs=n_inputs, norm_position=cfg.norm_position, pos_embed=cfg.pos_embed, bias=cfg.transformer_bias,
         )
     else:
         model = MLP(

@@ -1,7 +1,11 @@
 """Decoder-only transformer over the equation tokens (x, op, y, =), read out at the last position.
 
 Power et al. (2022): 2 layers, d_model 128, 4 heads, LayerNorm. Nanda et al. (2023): 1 layer, no LayerNorm,
-tokens (x, y, =). Weights carry TransformerLens role names and shapes (`W_E` (vocab, d), `W_Q` (heads, d,
+tokens (x, y, =). By default LayerNorm comes before each sublayer with a final one before W_U (pre-LN, as
+TransformerLens), positions are learned, and every linear map has a bias; the authors' code of Power et al.
+(openai/grok) normalizes after each residual sum and has no final norm (`norm_position='post'`), adds fixed
+sinusoids for positions (`pos_embed='sinusoidal'`) and has no biases (`bias=False`: the bias roles are then
+zero buffers, not parameters). Weights carry TransformerLens role names and shapes (`W_E` (vocab, d), `W_Q` (heads, d,
 d_head), `W_O` (heads, d_head, d), `W_in` (d, d_mlp), `W_out` (d_mlp, d), `W_U` (d, classes)), so analyses
 and the TransformerLens export read them as they are. Activations are reachable through `HookPoint`s.
 
@@ -31,6 +35,23 @@ def _hidden_keys(key_mask: torch.Tensor, Tq: int, offset: int) -> torch.Tensor:
     return ~key_mask[:, None, :] & ~own
 
 
+def sinusoids(n_ctx: int, d: int) -> torch.Tensor:
+    """(n_ctx, d) fixed positional encoding of Vaswani et al. as openai/grok builds it: entry (t, i) is
+    sin(t / 10000^(i/d)) for even i and cos(t / 10000^((i−1)/d)) for odd i. Computed in float64."""
+    t = torch.arange(n_ctx, dtype=torch.float64)[:, None]
+    i = torch.arange(d, dtype=torch.float64)[None, :]
+    angle = t / 10000 ** ((i - i % 2) / d)
+    return torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle)).float()
+
+
+def _bias(module: nn.Module, name: str, shape: tuple[int, ...], learned: bool) -> None:
+    """A bias role: a parameter, or (without biases) a zero buffer the same code adds, outside the state dict."""
+    if learned:
+        module.register_parameter(name, nn.Parameter(torch.zeros(shape)))
+    else:
+        module.register_buffer(name, torch.zeros(shape), persistent=False)
+
+
 class LayerNorm(nn.Module):
     def __init__(self, d: int):
         super().__init__()
@@ -44,7 +65,7 @@ class LayerNorm(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, dropout: float):
+    def __init__(self, d_model: int, n_heads: int, dropout: float, bias: bool = True):
         super().__init__()
         d_head = d_model // n_heads
         self.n_heads, self.d_head, self.dropout = n_heads, d_head, dropout
@@ -52,10 +73,9 @@ class Attention(nn.Module):
         self.W_K = nn.Parameter(torch.empty(n_heads, d_model, d_head))
         self.W_V = nn.Parameter(torch.empty(n_heads, d_model, d_head))
         self.W_O = nn.Parameter(torch.empty(n_heads, d_head, d_model))
-        self.b_Q = nn.Parameter(torch.zeros(n_heads, d_head))
-        self.b_K = nn.Parameter(torch.zeros(n_heads, d_head))
-        self.b_V = nn.Parameter(torch.zeros(n_heads, d_head))
-        self.b_O = nn.Parameter(torch.zeros(d_model))
+        for name in ("b_Q", "b_K", "b_V"):
+            _bias(self, name, (n_heads, d_head), bias)
+        _bias(self, "b_O", (d_model,), bias)
         # TransformerLens's names and shapes: q, k, v (B, T, H, d_head); scores after the causal mask, pattern
         # (B, H, T, T); z (B, T, H, d_head).
         self.hook_q = HookPoint()
@@ -126,12 +146,12 @@ class Attention(nn.Module):
 
 
 class MLPBlock(nn.Module):
-    def __init__(self, d_model: int, d_mlp: int, act: str):
+    def __init__(self, d_model: int, d_mlp: int, act: str, bias: bool = True):
         super().__init__()
         self.W_in = nn.Parameter(torch.empty(d_model, d_mlp))
-        self.b_in = nn.Parameter(torch.zeros(d_mlp))
+        _bias(self, "b_in", (d_mlp,), bias)
         self.W_out = nn.Parameter(torch.empty(d_mlp, d_model))
-        self.b_out = nn.Parameter(torch.zeros(d_model))
+        _bias(self, "b_out", (d_model,), bias)
         self.act = activation(act)
         self.hook_pre = HookPoint()  # (B, T, d_mlp) neuron pre-activations
         self.hook_post = HookPoint()  # (B, T, d_mlp) neuron activations
@@ -144,23 +164,36 @@ class MLPBlock(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, d_mlp: int, layernorm: bool, dropout: float, act: str):
+    """One attention and one MLP sublayer, each added to the residual stream. Pre-LN (default): x + f(ln(x));
+    post-LN (`post_norm`, openai/grok's): ln(x + f(x))."""
+
+    def __init__(self, d_model: int, n_heads: int, d_mlp: int, layernorm: bool, dropout: float, act: str,
+                 post_norm: bool = False, bias: bool = True):
         super().__init__()
+        self.post_norm = post_norm
         self.ln1 = LayerNorm(d_model) if layernorm else nn.Identity()
-        self.attn = Attention(d_model, n_heads, dropout)
+        self.attn = Attention(d_model, n_heads, dropout, bias)
         self.ln2 = LayerNorm(d_model) if layernorm else nn.Identity()
-        self.mlp = MLPBlock(d_model, d_mlp, act)
+        self.mlp = MLPBlock(d_model, d_mlp, act, bias)
         self.drop = nn.Dropout(dropout)
         self.hook_resid_pre = HookPoint()
         self.hook_attn_out = HookPoint()
         self.hook_mlp_out = HookPoint()
 
+    def inp(self, ln: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """A sublayer's input: ln(x) before the sublayer (pre-LN), x itself (post-LN)."""
+        return x if self.post_norm else ln(x)
+
+    def out(self, ln: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The residual stream after a sublayer's sum: ln(x) (post-LN), x itself (pre-LN)."""
+        return ln(x) if self.post_norm else x
+
     def forward(self, x: torch.Tensor, last_only: bool = False, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, d) -> (B, T, d), or (B, 1, d) at the answer position alone with `last_only`."""
         x = self.hook_resid_pre(x)
-        attn = self.hook_attn_out(self.attn(self.ln1(x), last_only, key_mask))
-        x = (x[:, -1:] if last_only else x) + self.drop(attn)
-        return x + self.drop(self.hook_mlp_out(self.mlp(self.ln2(x))))
+        attn = self.hook_attn_out(self.attn(self.inp(self.ln1, x), last_only, key_mask))
+        x = self.out(self.ln1, (x[:, -1:] if last_only else x) + self.drop(attn))
+        return self.out(self.ln2, x + self.drop(self.hook_mlp_out(self.mlp(self.inp(self.ln2, x)))))
 
     def has_hooks(self) -> bool:
         return any(m.has_hooks() for m in self.modules() if isinstance(m, HookPoint))
@@ -172,19 +205,22 @@ class Block(nn.Module):
         x (x and op), and `rest` (B, S, d), the batch's positions from y on; row b's prefix is prefix[x[b]].
         Returns the same split, equal to the block on the whole sequences. With `last`, only the answer
         position of `rest` (B, 1, d) and no prefix (nothing reads it after the last block)."""
-        a = self.attn
+        a, ln1, ln2 = self.attn, self.ln1, self.ln2
         P = prefix.shape[1]
-        qkv_p = a.project(self.ln1(prefix))  # (m, P, 3, H, dh)
-        qkv_r = a.project(self.ln1(rest))  # (B, S, 3, H, dh)
+        qkv_p = a.project(self.inp(ln1, prefix))  # (m, P, 3, H, dh)
+        qkv_r = a.project(self.inp(ln1, rest))  # (B, S, 3, H, dh)
         # Each row's keys and values: its x's prefix, gathered (index_select: a deterministic backward), then its own.
         kv = torch.cat([qkv_p[:, :, 1:].index_select(0, x), qkv_r[:, :, 1:]], dim=1)  # (B, T, 2, H, dh)
         k, v = kv.unbind(2)
+
+        def mlp(t: torch.Tensor) -> torch.Tensor:
+            return self.out(ln2, t + self.mlp(self.inp(ln2, t)))
+
         if last:
-            rest = rest[:, -1:] + a.attend(qkv_r[:, -1:, 0], k, v, k.shape[1] - 1)
-            return None, rest + self.mlp(self.ln2(rest))
-        prefix = prefix + a.attend(qkv_p[:, :, 0], qkv_p[:, :, 1], qkv_p[:, :, 2], 0)
-        rest = rest + a.attend(qkv_r[:, :, 0], k, v, P)
-        return prefix + self.mlp(self.ln2(prefix)), rest + self.mlp(self.ln2(rest))
+            return None, mlp(self.out(ln1, rest[:, -1:] + a.attend(qkv_r[:, -1:, 0], k, v, k.shape[1] - 1)))
+        prefix = self.out(ln1, prefix + a.attend(qkv_p[:, :, 0], qkv_p[:, :, 1], qkv_p[:, :, 2], 0))
+        rest = self.out(ln1, rest + a.attend(qkv_r[:, :, 0], k, v, P))
+        return mlp(prefix), mlp(rest)
 
 
 class Transformer(nn.Module):
@@ -203,6 +239,9 @@ class Transformer(nn.Module):
         act: str = "relu",
         op_token: bool = True,
         n_inputs: int = 2,
+        norm_position: str = "pre",
+        pos_embed: str = "learned",
+        bias: bool = True,
     ):
         super().__init__()
         self.n_elements, self.op_token, self.n_inputs = n_elements, op_token, n_inputs
@@ -210,11 +249,16 @@ class Transformer(nn.Module):
         # token sequences, e.g. knowledge facts) are read as they are, followed by `=`.
         self.n_ctx = (4 if op_token else 3) if n_inputs == 2 else n_inputs + 1
         self.W_E = nn.Parameter(torch.empty(n_elements + 2, d_model))
-        self.W_pos = nn.Parameter(torch.empty(self.n_ctx, d_model))
-        self.blocks = nn.ModuleList(Block(d_model, n_heads, d_mlp, layernorm, dropout, act) for _ in range(n_layers))
-        self.ln_final = LayerNorm(d_model) if layernorm else nn.Identity()
+        if pos_embed == "sinusoidal":  # fixed: a buffer (in the state dict, so a checkpoint is self-contained)
+            self.register_buffer("W_pos", sinusoids(self.n_ctx, d_model))
+        else:
+            self.W_pos = nn.Parameter(torch.empty(self.n_ctx, d_model))
+        post = norm_position == "post"
+        self.blocks = nn.ModuleList(Block(d_model, n_heads, d_mlp, layernorm, dropout, act, post, bias) for _ in range(n_layers))
+        # post-LN: every block already ends in a norm, and openai/grok reads the last one out directly
+        self.ln_final = LayerNorm(d_model) if layernorm and not post else nn.Identity()
         self.W_U = nn.Parameter(torch.empty(d_model, n_classes))
-        self.b_U = nn.Parameter(torch.zeros(n_classes))
+        _bias(self, "b_U", (n_classes,), bias)
         self.drop = nn.Dropout(dropout)
         # As TransformerLens: hook_embed is the token embedding alone (B, T, d), hook_pos_embed the positional.
         self.hook_embed = HookPoint()

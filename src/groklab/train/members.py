@@ -68,6 +68,9 @@ _REG_FIELDS = {
 }
 # model.* fields that only change the initial values, not the shapes or the forward pass: members may differ.
 _INIT_ONLY = {"init_scale", "init_std", "init_overrides", "init_dist"}
+_RUNNING_STATS = ("running_mean", "running_var", "num_batches_tracked")
+"""Buffers training updates (BatchNorm's): refused. Constant buffers (models/transformer.py's fixed sinusoids and
+absent biases) are shared by the stack."""
 # task.* fields that change only which examples a member trains on (its split, labels, sizes), not the shapes
 # of its inputs and outputs: members may differ in them. Every other task field must be equal.
 _TASK_FREE = {"train_frac", "corrupt_frac", "seed", "op", "train_size", "val_size", "tol", "rqi_tol", "sha256"}
@@ -355,8 +358,8 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
         model = build_model(cfg.model, data.n_elements, data.n_classes, data.d_input, data.n_inputs).to(device=device, dtype=dtype)
         optimizer = build_optimizer(model, cfg.optim)
         hooks = build_interventions(cfg, model)
-        if list(model.buffers()):
-            raise ConfigError(f"model.arch={cfg.model.arch!r} with these settings has buffers, which stacked members do not keep")
+        if any(n.rsplit(".", 1)[-1] in _RUNNING_STATS for n, _ in model.named_buffers()):
+            raise ConfigError(f"model.arch={cfg.model.arch!r} with these settings has running statistics, which stacked members do not keep")
         batch = tc.resolved_batch_size(data.n_train)  # `auto`: min(512, ⌈n_train/2⌉), as run()
         if batch is not None and batch > data.n_train:
             raise ConfigError(f"train.batch_size={batch} is larger than the training set ({data.n_train} samples from task.path={cfg.task.path!r}); use at most {data.n_train}, or None for full batch")
@@ -374,6 +377,10 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
     for mb in members[1:]:
         if [(n, tuple(p.shape)) for n, p in mb.model.named_parameters()] != list(zip(names, shapes)):
             raise ConfigError("stacked members must have equally shaped weights; these configs build different models")
+        # The stack runs the first member's module: its constant buffers (fixed sinusoids, absent biases as
+        # zeros) stand for every member's, so they must be the same.
+        if any(not torch.equal(b, dict(members[0].model.named_buffers())[n]) for n, b in mb.model.named_buffers()):
+            raise ConfigError("stacked members must have equal constant buffers; these configs build different models")
     for mb in members:
         if mb.store is not None:  # only now, with every member's data read and checked (as run())
             mb.store.path.mkdir(parents=True, exist_ok=True)

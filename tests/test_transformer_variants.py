@@ -1,0 +1,102 @@
+"""The transformer's layouts beyond the default (models/transformer.py): post-LN blocks, fixed sinusoidal
+positions and no biases, as in openai/grok (Power et al.'s code). Unit tests: no training."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from groklab import RunConfig
+from groklab.errors import ConfigError
+from groklab.models import build_model
+from groklab.models.transformer import sinusoids
+
+GROK = {"model.norm_position": "post", "model.pos_embed": "sinusoidal", "model.transformer_bias": False}
+
+
+def model(**over):
+    torch.manual_seed(0)
+    cfg = RunConfig().replace(**{"task.p": 13, "model.d_model": 16, "model.n_heads": 2, "model.d_mlp": 32, **over})
+    return build_model(cfg.model, 13, 13).double()
+
+
+def test_sinusoids_are_openai_groks_formula():
+    d = 8
+    pe = sinusoids(4, d)
+    for pos in range(4):
+        for i in range(d):
+            want = math.sin(pos / 10000 ** (i / d)) if i % 2 == 0 else math.cos(pos / 10000 ** ((i - 1) / d))
+            assert pe[pos, i].item() == pytest.approx(want, abs=1e-7)
+    m = model(**{"model.pos_embed": "sinusoidal"})
+    assert "W_pos" not in dict(m.named_parameters()) and torch.equal(m.state_dict()["W_pos"], sinusoids(4, 16).double())
+
+
+def test_post_norm_block_is_ln_of_the_residual_sum():
+    m = model(**{"model.norm_position": "post", "model.n_layers": 1})
+    b = m.blocks[0]
+    x = torch.randn(5, 4, 16, dtype=torch.float64)
+    h = b.ln1(x + b.attn(x))
+    assert torch.allclose(b(x), b.ln2(h + b.mlp(h)), atol=1e-12)
+    assert isinstance(m.ln_final, torch.nn.Identity)  # openai/grok reads the last block out directly
+
+
+@pytest.mark.parametrize("over", [{}, {"model.norm_position": "post"}, {"model.pos_embed": "sinusoidal"},
+                                  {"model.transformer_bias": False}, {**GROK, "model.init_dist": "torch"}])
+def test_fast_paths_equal_the_plain_computation(over):
+    """The split forward (positions before y once per x) and the answer-only last block, against the plain
+    full computation (forced by an all-true key mask), in float64."""
+    m = model(**over)
+    pairs = torch.randint(0, 13, (64, 2), generator=torch.Generator().manual_seed(1))
+    fast = m(pairs)
+    plain = m(pairs, key_mask=torch.ones(64, 4, dtype=torch.bool))
+    assert (fast - plain).abs().max().item() < 1e-12
+
+
+def test_no_bias_has_no_bias_parameters_and_round_trips():
+    m = model(**{"model.transformer_bias": False})
+    names = [n.rsplit(".", 1)[-1] for n, _ in m.named_parameters()]
+    assert all(not n.startswith("b_") for n in names)
+    state = m.state_dict()
+    assert not any(k.rsplit(".", 1)[-1].startswith("b_") for k in state)
+    m2 = model(**{"model.transformer_bias": False, "model.init_scale": 2.0})
+    m2.load_state_dict(state)
+    pairs = torch.randint(0, 13, (8, 2))
+    assert torch.equal(m(pairs), m2(pairs))
+
+
+def test_bad_values_are_one_line_errors():
+    with pytest.raises(ConfigError, match=r"model.norm_position='mid' is not allowed; choose one of: pre, post"):
+        RunConfig().replace(**{"model.norm_position": "mid"})
+    with pytest.raises(ConfigError, match=r"model.pos_embed='rope' is not allowed; choose one of: learned, sinusoidal"):
+        RunConfig().replace(**{"model.pos_embed": "rope"})
+    with pytest.raises(ConfigError, match="needs model.layernorm=True"):
+        RunConfig().replace(**{"model.norm_position": "post", "model.layernorm": False})
+
+
+def test_transformer_lens_export_refuses_post_norm_in_one_line():
+    from groklab.interop.transformer_lens import tl_config_fields, tl_state_dict
+
+    with pytest.raises(ConfigError, match="model.norm_position='post' has no TransformerLens counterpart"):
+        tl_config_fields(model(**GROK))
+    state = tl_state_dict(model(**{"model.pos_embed": "sinusoidal", "model.transformer_bias": False}))
+    assert torch.equal(state["pos_embed.W_pos"], sinusoids(4, 16).double()) and state["blocks.0.attn.b_Q"].abs().sum() == 0
+
+
+@pytest.mark.parametrize("over", [GROK, {"model.layernorm": False, "model.transformer_bias": False}])
+def test_standalone_loader_reads_every_layout(over):
+    """examples/load_checkpoint.py (torch and safetensors only) computes the same logits from the state dict."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "load_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("load_checkpoint", path)
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+    cfg = RunConfig().replace(**{"task.p": 13, "model.d_model": 16, "model.n_heads": 2, "model.d_mlp": 32, **over})
+    m = model(**over)
+    pairs = torch.randint(0, 13, (32, 2))
+    with torch.no_grad():
+        got = ex.forward(dict(m.state_dict()), cfg.to_dict(), pairs)
+        assert torch.allclose(got, m(pairs), atol=1e-10)
