@@ -315,7 +315,7 @@ def table(sweep_dir: tyro.conf.Positional[str], quiet: bool = False) -> None:
         print(f"figure: {f}")
 
 
-PresetName = Literal["nanda2023", "doshi2023", "prieto2025", "liu2022", "power2022", "grokfast2024", "omnigrok2023", "parity2022", "varma2023", "kumar2023", "murty2023"]  # groklab.presets.recipes.RECIPES
+PresetName = Literal["nanda2023", "doshi2023", "prieto2025", "liu2022", "power2022", "grokfast2024", "omnigrok2023", "parity2022", "varma2023", "kumar2023", "murty2023", "wang2024"]  # groklab.presets.recipes.RECIPES
 
 
 def reproduce(
