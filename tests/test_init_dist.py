@@ -89,18 +89,18 @@ def test_toy_embeddings_keep_liu_et_als_uniform_half():
 def test_power2022_transformer_fan_ins_at_full_size():
     """openai/grok: per-head nn.Linear(128, 32), Wo nn.Linear(128, 128), FFN nn.Linear(128, 512) and (512, 128),
     readout nn.Linear(128, vocab): bounds 1/√128 except the FFN's second layer, 1/√512."""
+    from groklab.models import build_model
+
     cfg = presets.power2022(p=11)
     torch.manual_seed(0)
-    model = Transformer(11, 11, n_layers=2, d_model=128, n_heads=4, d_mlp=512)
-    apply_init(model, cfg.model.init_std, parse_init_overrides(cfg.model.init_overrides), "transformer", cfg.model.init_dist)
+    model = build_model(cfg.model, 11, 11)
     b = model.blocks[1]
     for w in (b.attn.W_Q, b.attn.W_K, b.attn.W_V, b.attn.W_O, b.mlp.W_in, model.W_U):
         _check_uniform("w", w, 128 ** -0.5)
     _check_uniform("W_out", b.mlp.W_out, 512 ** -0.5)
     assert model.W_E.std().item() == pytest.approx(1.0, rel=0.1)
-    for name, p in model.named_parameters():
-        if role_of(name).startswith("b_"):
-            assert (p == 0).all(), name  # the authors' layers have no biases
+    # the authors' layers have no biases: none is a parameter (zero buffers stand in), positions are fixed
+    assert not [n for n, _ in model.named_parameters() if role_of(n).startswith("b_") or role_of(n) == "W_pos"]
 
 
 def test_default_is_bit_identical_to_the_model_built_without_the_field():
@@ -171,14 +171,16 @@ def test_presets_use_the_authors_init():
     from groklab.presets.recipes.base import Context
 
     power = presets.power2022().model
-    assert power.init_dist == "torch" and set(parse_init_overrides(power.init_overrides).items()) == {
-        (b, 0.0) for b in ("b_Q", "b_K", "b_V", "b_O", "b_in", "b_out", "b_U")}
+    # openai/grok's transformer: PyTorch's draw, post-LN, fixed sinusoids, no biases at all
+    assert (power.init_dist, power.init_overrides, power.norm_position, power.pos_embed, power.transformer_bias) == (
+        "torch", [], "post", "sinusoidal", False)
     for scale in ("full", "quick", "smoke"):
         ctx = Context(Path("unused"), scale, lambda s: None)
         # quick keeps the default draw, under which the shortened runs show the paper's result (the recipes' docstrings)
         assert liu2022.base_config(ctx).model.init_dist == ("normal" if scale == "quick" else "torch")
-        want_power = ("normal", []) if scale == "quick" else ("torch", power.init_overrides)
-        assert (power2022.transformer(ctx).model.init_dist, power2022.transformer(ctx).model.init_overrides) == want_power
+        t = power2022.transformer(ctx).model
+        want_power = ("normal", "pre", "learned", True) if scale == "quick" else ("torch", "post", "sinusoidal", False)
+        assert (t.init_dist, t.norm_position, t.pos_embed, t.transformer_bias) == want_power
         par = parity2022.base_config(ctx).model
         assert par.init_dist == "torch" and par.init_overrides == ["b_out=0"]  # Merrill et al.'s FF1: no output bias
     gf = grokfast2024.base_config(Context(Path("unused"), "full", lambda s: None)).model

@@ -9,10 +9,6 @@ from __future__ import annotations
 from groklab.config import ModelConfig, OptimConfig, RunConfig, TaskConfig, TrainConfig
 
 
-TRANSFORMER_BIASES = ("b_Q", "b_K", "b_V", "b_O", "b_in", "b_out", "b_U")
-"""Every bias of groklab's transformer, by role."""
-
-
 def demo(out: str | None = "runs/demo", steps: int = 4000, seed: int = 0) -> RunConfig:
     """A grokking run in well under a minute on 2 CPU cores.
 
@@ -33,18 +29,18 @@ def demo(out: str | None = "runs/demo", steps: int = 4000, seed: int = 0) -> Run
 
 def power2022(op: str = "x/y", p: int = 97, train_frac: float = 0.5, steps: int = 100_000, out: str | None = None) -> RunConfig:
     """Power et al. (2022): 2-layer transformer (width 128, 4 heads), AdamW lr 1e-3, weight decay 1,
-    β = (0.9, 0.98), 10 warm-up steps, batch min(512, ⌈n_train/2⌉). Initialization as the authors' code
-    (openai/grok, grok/transformer.py: PyTorch's defaults, no init of its own): `model.init_dist='torch'`, so
-    W_E N(0, 1) (nn.Embedding) and every matrix U(±1/√fan_in) (nn.Linear: W_Q, W_K, W_V per head and W_O
-    fan-in d_model, W_in d_model, W_out d_mlp, W_U d_model); every bias zero (`model.init_overrides`), as the
-    authors' layers have none (here they exist and train). Not as theirs: W_pos is a learned N(0, 1)
-    embedding where they add fixed sinusoids; LayerNorm before each sublayer (and a final one) where theirs
-    is after; the readout covers the p answers, theirs the whole vocabulary."""
+    β = (0.9, 0.98), 10 warm-up steps, batch min(512, ⌈n_train/2⌉). The authors' transformer (openai/grok,
+    grok/transformer.py): LayerNorm after each residual sum and no final one (`model.norm_position='post'`),
+    fixed sinusoidal positions (`model.pos_embed='sinusoidal'`), no biases (`model.transformer_bias=False`),
+    and PyTorch's default draw, as their code sets none (`model.init_dist='torch'`): W_E N(0, 1)
+    (nn.Embedding) and every matrix U(±1/√fan_in) (nn.Linear: W_Q, W_K, W_V per head and W_O fan-in
+    d_model, W_in d_model, W_out d_mlp, W_U d_model). Not as theirs: the readout covers the p answers, theirs
+    the whole token vocabulary."""
     task = TaskConfig(op=op, p=p, train_frac=train_frac)
     return RunConfig(
         task=task,
         model=ModelConfig(arch="transformer", n_layers=2, d_model=128, n_heads=4, d_mlp=512, layernorm=True, op_token=True,
-                          init_dist="torch", init_overrides=[f"{b}=0" for b in TRANSFORMER_BIASES]),
+                          norm_position="post", pos_embed="sinusoidal", transformer_bias=False, init_dist="torch"),
         optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=1.0, beta1=0.9, beta2=0.98, warmup_steps=10),
         train=TrainConfig(steps=steps, batch_size=min(512, -(-task.n_train // 2))),
         out=out,

@@ -1,21 +1,20 @@
 """Power, Burda, Edwards, Babuschkin & Misra 2022, "Grokking: generalization beyond overfitting on small
 algorithmic datasets" (arXiv 2201.02177).
 
-Initialization: as the authors' code (openai/grok, grok/transformer.py), which sets none of its own and so
-draws PyTorch's defaults: `model.init_dist='torch'` (`presets.power2022`). W_E N(0, 1) (nn.Embedding); every
+Model and initialization: the authors' transformer (openai/grok, grok/transformer.py) at `full` and `smoke`
+(`presets.power2022`): LayerNorm after each residual sum and no final one (`model.norm_position='post'`), fixed
+sinusoidal positions (`model.pos_embed='sinusoidal'`), no biases anywhere (`model.transformer_bias=False`), and
+PyTorch's default draw, as their code sets none (`model.init_dist='torch'`): W_E N(0, 1) (nn.Embedding); every
 weight matrix U(±1/√fan_in) (nn.Linear): the per-head query, key and value Linear(d_model, d_model/heads) and
 W_O Linear(d_model, d_model) fan-in d_model, the MLP's Linear(d_model, 4·d_model) d_model and Linear(4·d_model,
-d_model) 4·d_model, the readout d_model; LayerNorm gains 1 and biases 0; every other bias zero
-(`model.init_overrides`), as their linear layers have none. What still differs from their transformer (the
-architecture, not the draw): here those biases exist (zero at the start) and train; positions are a learned
-embedding W_pos, drawn N(0, 1) like any nn.Embedding, where theirs adds fixed sinusoids; LayerNorm comes
-before each sublayer, with a final one (pre-LN), where theirs normalizes after each residual sum (post-LN);
-the readout covers the p answers where theirs spans the whole token vocabulary. `full` and `smoke` draw so;
-`quick`'s transformer keeps groklab's default draw (weights N(0, 1/fan_in), W_E and W_pos N(0, 1/d_model),
-zero biases), because with the authors' draw (its embeddings 8× larger at width 64) it does not grok within a
-quick budget: x+y mod 31, weight decay 3, validation 57% at step 1500 and 94% at step 5000 (99% never),
-against 99% at step 1051 with the default draw (measured 2026-11-30). The one-hot MLP of `quick`'s grids is
-not the paper's model and keeps groklab's default draw (no biases).
+d_model) 4·d_model, the readout d_model; LayerNorm gains 1 and biases 0. What still differs: the readout
+covers the p answers where theirs spans the whole token vocabulary, and the loss is on the answer token
+alone. `quick`'s transformer is groklab's default one (pre-LN with a final LayerNorm, learned positions,
+zero-initialized biases, weights N(0, 1/fan_in), W_E and W_pos N(0, 1/d_model)), because at width 64 the
+authors' model does not grok within a quick budget: x+y mod 31, weight decay 3, with the authors' draw
+(groklab's layout) validation 57% at step 1500 and 94% at step 5000 (99% never); with their layout and draw
+41% at step 1500 (train 99% at 272); against 99% at step 909–1051 with groklab's default (measured
+2026-11-30). The one-hot MLP of `quick`'s grids is not the paper's model and keeps groklab's default draw.
 
 Paper's setup (`full`): equations x ∘ y = z of a binary operation mod p = 97, a random fraction of the table
 for training and the rest for validation, each equation the tokens (x, ∘, y, =) with the loss and accuracy
@@ -81,8 +80,10 @@ def transformer(ctx: Context):
             **{"train.eval_points": 200, "train.checkpoint_points": 10, "train.stop_when": STOP_WHEN, "train.stop_patience": STOP_PATIENCE})
     p, d, steps, wd = ctx.pick(quick=(31, 64, 1500, 3.0), smoke=(11, 16, 30, 3.0))
     cfg = presets.power2022(op="x+y", p=p, train_frac=0.5, steps=steps)
-    # quick: groklab's default draw, under which this small transformer groks within its budget (docstring)
-    init = {"model.init_dist": "normal", "model.init_overrides": []} if ctx.scale == "quick" else {}
+    # quick: groklab's default transformer (pre-LN, learned positions, biases) and draw, under which this small
+    # transformer groks within its budget; the authors' layout and draw do not (docstring)
+    init = ({"model.init_dist": "normal", "model.norm_position": "pre", "model.pos_embed": "learned", "model.transformer_bias": True}
+            if ctx.scale == "quick" else {})
     return cfg.replace(**init, **{"model.d_model": d, "model.d_mlp": 4 * d, "optim.weight_decay": wd,
                           "train.eval_points": ctx.pick(quick=80, smoke=8), "train.checkpoint_points": 1})
 
