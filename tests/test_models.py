@@ -17,8 +17,9 @@ def test_power_model_has_about_4e5_non_embedding_parameters():
     n = count_params(model, embeddings=False)
     assert 3.5e5 < n < 4.5e5, n
     names = dict(model.named_parameters())
-    for role in ("W_E", "W_pos", "W_U", "blocks.0.attn.W_Q", "blocks.1.attn.W_O", "blocks.0.mlp.W_in", "blocks.1.mlp.W_out"):
+    for role in ("W_E", "W_U", "blocks.0.attn.W_Q", "blocks.1.attn.W_O", "blocks.0.mlp.W_in", "blocks.1.mlp.W_out"):
         assert role in names
+    assert "W_pos" in dict(model.named_buffers())  # openai/grok's fixed sinusoids: not trained
     assert names["blocks.0.attn.W_Q"].shape == (4, 128, 32)
     assert names["W_E"].shape == (99, 128)  # 97 elements + op + '='
 

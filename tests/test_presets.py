@@ -9,7 +9,7 @@ import pytest
 from conftest import render_in_chromium
 
 from groklab.cli import main
-from groklab.presets.recipes import RECIPES, WORK_IN_PROGRESS, reproduce
+from groklab.presets.recipes import RECIPES, reproduce
 from groklab.report.html import build_report
 
 BUILT = sorted(RECIPES)
@@ -153,20 +153,3 @@ def test_reproduce_refuses_a_changed_run_and_reruns_it_when_asked(tmp_path):
     assert r.config.optim.lr == 2e-3
     old = list((tmp_path / "replaced").glob("*/runs/a/config.json"))
     assert len(old) == 1 and json.loads(old[0].read_text())["optim"]["lr"] == 1e-3
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("name", WORK_IN_PROGRESS)
-def test_work_in_progress_recipe_runs_at_smoke_scale_but_is_not_offered(tmp_path, name):
-    """A recipe whose quick scale does not show its paper's result yet is not in RECIPES (reproduce refuses it),
-    and its machinery still runs."""
-    import importlib
-
-    from groklab.errors import ConfigError
-    from groklab.presets.recipes.base import reproduce_recipe
-
-    assert name not in RECIPES
-    with pytest.raises(ConfigError):
-        reproduce(name, "smoke", tmp_path / "refused", log=None)
-    d = reproduce_recipe(importlib.import_module(f"groklab.presets.recipes.{name}").RECIPE, "smoke", tmp_path / name, log=None)
-    assert json.loads((d / "checks.json").read_text())

@@ -21,10 +21,6 @@ from groklab.presets.recipes.base import SCALES, Context, Recipe, reproduce_reci
 
 _MODULES = ("nanda2023", "doshi2023", "prieto2025", "liu2022", "power2022", "grokfast2024", "omnigrok2023", "parity2022",
             "varma2023", "kumar2023", "murty2023", "wang2024")
-WORK_IN_PROGRESS: tuple[str, ...] = ()
-"""Recipe modules not offered by `reproduce` yet because their quick scale does not show the paper's result; their
-machinery is tested at smoke scale (`reproduce_recipe(importlib.import_module(f"groklab.presets.recipes.{name}").RECIPE,
-...)` runs one). None at present: wang2024 left it once its quick scale showed late ID generalization (issue 15.5)."""
 
 
 def _load() -> dict[str, Recipe]:
