@@ -49,9 +49,9 @@ def is_balanced_prefix(tokens: list[int], k: int) -> tuple[bool, list[int]]:
     return True, stack
 
 
-def gold_spans(tokens: list[int], k: int) -> set[tuple[int, int]]:
-    """Constituents of a Dyck string: (i, j) for every matched pair, open bracket at i and its close at j
-    (positions in `tokens`, pads included in the indexing)."""
+def _match(tokens: list[int], k: int) -> tuple[set[tuple[int, int]], list[int]]:
+    """(the matched pairs (open position, close position), the positions of the brackets still open), pads
+    skipped and counted in the positions."""
     stack: list[int] = []
     spans = set()
     for pos, t in enumerate(tokens):
@@ -61,7 +61,13 @@ def gold_spans(tokens: list[int], k: int) -> set[tuple[int, int]]:
             stack.append(pos)
         elif stack:
             spans.add((stack.pop(), pos))
-    return spans
+    return spans, stack
+
+
+def gold_spans(tokens: list[int], k: int) -> set[tuple[int, int]]:
+    """Constituents of a Dyck string: (i, j) for every matched pair, open bracket at i and its close at j
+    (positions in `tokens`, pads included in the indexing)."""
+    return _match(tokens, k)[0]
 
 
 def sample_prefixes(n: int, k: int, depth: int, length: int, g: torch.Generator, p_open: float = 0.5) -> torch.Tensor:
@@ -117,14 +123,7 @@ def top_level_shapes(tokens: list[int], k: int) -> list[tuple[int, ...]]:
 
 def dependency_length(tokens: list[int], k: int) -> int:
     """How far back the bracket to close is: the prefix's length minus the position of its top open bracket."""
-    stack: list[int] = []
-    for pos, t in enumerate(tokens):
-        if t == 2 * k:
-            continue
-        if t % 2 == 0:
-            stack.append(pos)
-        elif stack:
-            stack.pop()
+    stack = _match(tokens, k)[1]
     return len(tokens) - stack[-1] if stack else 0
 
 
