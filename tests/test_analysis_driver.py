@@ -105,7 +105,7 @@ def test_steps_registry_gives_the_cli_its_choices():
     from groklab.cli import AnalysisName
 
     assert list(STEPS) == list(ANALYSES) == [*WHAT, *FRONTIER]
-    assert set(FRONTIER) == {"ntk", "htsr", "llc"}
+    assert set(FRONTIER) == {"ntk", "htsr", "llc", "tree"}
     assert typing.get_args(AnalysisName) == ("all", *ANALYSES)
     assert {n for n, s in STEPS.items() if s.modular} == {"fourier", "ipr", "pruning", "progress"}
     with pytest.raises(AnalysisError, match="figures=True"):

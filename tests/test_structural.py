@@ -197,6 +197,36 @@ def test_murty2023_smoke_writes_curves_tree_projections_and_checks(tmp_path):
     assert all(0.0 <= r["val_ood_acc"] <= 1.0 for r in rows)
 
 
+@pytest.mark.integration
+def test_analyze_what_tree_on_a_dyck_run_and_a_note_elsewhere(tmp_path, capsys):
+    """`groklab analyze RUN --what tree` writes the tree projections over checkpoints, the summary and a figure;
+    on a run that is not Dyck it says so in a note and writes no table."""
+    import pandas as pd
+
+    from groklab import presets, run
+    from groklab.cli import main
+
+    cfg = M.config(type("Ctx", (), {"scale": "smoke", "pick": staticmethod(lambda **kw: kw["smoke"])})())
+    out = tmp_path / "dyck"
+    run(cfg.replace(**{"train.steps": 20, "train.checkpoint_points": 3, "train.threads": 1, "out": str(out)}))
+    main(["analyze", str(out), "--what", "tree", "--quiet"])
+    rows = pd.read_csv(out / "analysis" / "tree_projection.csv")
+    assert list(rows["step"]) == load_steps(out) and rows["t_score"].notna().all() and (rows["n_sentences"] > 0).all()
+    summary = json.loads((out / "analysis" / "summary.json").read_text())
+    assert summary["tree"]["final"]["step"] == 20 and "tree_projection.png" in summary["files"]
+    other = tmp_path / "demo"
+    run(presets.demo(out=str(other), steps=5).replace(**{"task.p": 11, "train.threads": 1}))
+    main(["analyze", str(other), "--what", "tree", "--quiet"])
+    s = json.loads((other / "analysis" / "summary.json").read_text())
+    assert any("need a Dyck run" in n for n in s["notes"]) and not (other / "analysis" / "tree_projection.csv").exists()
+
+
+def load_steps(run_dir) -> list[int]:
+    from groklab import load_run
+
+    return load_run(run_dir).checkpoint_steps
+
+
 @pytest.mark.presets
 def test_murty2023_quick_shows_structural_grokking(tmp_path):
     from groklab.presets.recipes import reproduce

@@ -55,5 +55,6 @@ ANALYSES: dict[str, AnalysisInfo] = {
         AnalysisInfo("ntk", "empirical NTK distance from the first checkpoint, kernel-target alignment", frontier=True),
         AnalysisInfo("htsr", "power-law exponent α of the weight spectra, correlation traps", frontier=True),
         AnalysisInfo("llc", "local learning coefficient by SGLD (groklab[llc])", frontier=True),
+        AnalysisInfo("tree", "tree projections of a Dyck run: t-score, span invariance, parse F1 (Murty et al.)", frontier=True),
     ]
 }

@@ -209,7 +209,8 @@ def analyze(
     neuron IPR, pruning by IPR, progress measures, PCA/t-SNE/RQI, sharpness; named only (not in `all`): `ntk`
     (empirical NTK distance and target alignment on --ntk-samples inputs), `htsr` (power-law exponent of the
     weight spectra, correlation traps), `llc` (local learning coefficient by SGLD, needs `groklab[llc]`: step
-    size ε --llc-lr, localization γ, nβ (default batch/log batch), chains, draws, burn-in). Writes
+    size ε --llc-lr, localization γ, nβ (default batch/log batch), chains, draws, burn-in), `tree` (tree projections
+    of a Dyck run: t-score, span invariance, parse F1; Murty et al.). Writes
     RUN_DIR/analysis/ (tables *.csv, figures *.png, summary.json); see docs/analyses.md."""
     from groklab.analysis import run_analysis
     from groklab.report.analysis_plots import draw_analysis

@@ -423,6 +423,20 @@ def _llc(ctx: Context) -> None:
     ctx.summary["llc"] = rows
 
 
+def _tree(ctx: Context) -> None:
+    """Tree-structuredness over checkpoints (Murty et al. 2023) on the run's Dyck validation prefixes."""
+    from groklab.analysis.tree_projection import dyck_tree_rows
+
+    if ctx.cfg.task.group != "dyck":
+        ctx.note(f"tree: tree projections need a Dyck run (task.group='dyck'); this run is {ctx.cfg.task.group!r}")
+        return
+    rows = dyck_tree_rows(((s, ctx.load(s)) for s in ctx.steps), ctx.data.x_val, ctx.cfg.task.dyck_k)
+    ctx.table(rows, "tree_projection")
+    ctx.summary["tree"] = {"first": rows[0], "final": rows[-1]}
+    ctx.say(f"tree: t-score {rows[0]['t_score']:.3g} → {rows[-1]['t_score']:.3g}, parse F1 {rows[-1].get('parse_f1', float('nan')):.3g} "
+            f"(random trees {rows[-1].get('random_f1', float('nan')):.3g}) on {rows[-1]['n_sentences']} validation prefixes")
+
+
 STEPS: dict[str, Step] = {
     s.name: s
     for s in [
@@ -436,6 +450,7 @@ STEPS: dict[str, Step] = {
         Step("ntk", _ntk),
         Step("htsr", _htsr),
         Step("llc", _llc),
+        Step("tree", _tree),
     ]
 }
 # The steps run in the catalog's order; the two tables name the same analyses.
@@ -469,7 +484,8 @@ def run_analysis(
 
     Named only (FRONTIER): `ntk` on `ntk_samples` inputs of the `ntk_split` set ("train" or "val"); `htsr`
     on every weight matrix whose smaller side is at least `htsr_min_dim`; `llc` with the settings in `llc`
-    (keyword arguments of `groklab.analysis.llc.LLCSettings`).
+    (keyword arguments of `groklab.analysis.llc.LLCSettings`); `tree` on a Dyck run's validation prefixes
+    (`analysis.tree_projection.dyck_tree_rows`).
 
     `figures` is kept so that older callers passing `figures=False` still work; `figures=True` is refused
     (analyses no longer draw).

@@ -38,7 +38,7 @@ Pure functions: they never train.
 from __future__ import annotations
 
 import random
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -205,3 +205,23 @@ def transformer_tree_projection(model, tokens: torch.Tensor, pad: int, n_random:
         return out
     finally:
         model.train(was_training)
+
+
+def dyck_tree_rows(models: Iterable[tuple[int, torch.nn.Module]], tokens: torch.Tensor, k: int, n_sentences: int = 24,
+                   min_len: int = 8, n_random: int = 30) -> list[dict]:
+    """Tree projections of a Dyck model at every checkpoint: one row per (step, model) with `t_score`,
+    `mean_sci`, `parse_f1` and `random_f1` (`transformer_tree_projection` against the matched brackets) on the
+    first `n_sentences` of `tokens` (left-padded prefixes, pad 2k) with at least `min_len` real tokens. Runs on
+    one thread: a sentence's forward passes are tiny, and on a busy machine a second thread made them 20× slower."""
+    from groklab.tasks.dyck import gold_spans
+
+    pad = 2 * k
+    x = tokens[(tokens != pad).sum(1) >= min_len][:n_sentences]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return [{"step": step, "n_sentences": len(x), **transformer_tree_projection(model, x, pad, n_random=n_random,
+                                                                                    gold=lambda t: gold_spans(t, k))}
+                for step, model in models]
+    finally:
+        torch.set_num_threads(threads)

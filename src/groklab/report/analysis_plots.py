@@ -198,6 +198,29 @@ def plot_ntk(rows: list[dict], metrics: list[dict], path: str | Path) -> Path:
     return _save(fig, path)
 
 
+def plot_tree(rows: list[dict], metrics: list[dict], path: str | Path) -> Path:
+    """Murty et al. (2023) style: tree-structuredness (t-score) and the projection's parse F1 against random
+    trees over checkpoints, beside the accuracy curves (structural grokking: the t-score rises with the
+    out-of-distribution accuracy after in-distribution accuracy has saturated)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
+    _curves(a, metrics)
+    x_m = _logx(r["step"] for r in metrics if r.get("val_ood_acc") is not None)
+    ood = [100 * r["val_ood_acc"] for r in metrics if r.get("val_ood_acc") is not None]
+    if ood:
+        a.plot(x_m, ood, ":", color="tab:red", label="val (OOD)")
+        a.legend(fontsize=8)
+    a.set_title("accuracy")
+    x = _logx(r["step"] for r in rows)
+    b.plot(x, [r["t_score"] for r in rows], "o-", ms=3, color="tab:purple", label="t-score")
+    if rows and "parse_f1" in rows[0]:
+        b.plot(x, [r["parse_f1"] for r in rows], "s--", ms=3, color="tab:green", label="parse F1 of the projection")
+        b.plot(x, [r["random_f1"] for r in rows], ":", color="gray", label="parse F1 of random trees")
+    b.set(xscale="log", xlabel="step", ylabel="value", title=f"tree projections on {rows[0].get('n_sentences', '?')} validation prefixes")
+    b.grid(alpha=0.3)
+    b.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def plot_llc(rows: list[dict], metrics: list[dict], path: str | Path) -> Path:
     """The local learning coefficient over checkpoints (mean and spread over SGLD chains) beside the accuracy
     curves, as in the developmental-interpretability grokking figures."""
@@ -285,7 +308,7 @@ def draw_analysis(run_dir: str | Path, summary: dict) -> list[Path]:
 
     out = Path(run_dir) / "analysis"
     ran = {Path(f).stem for f in summary.get("files", []) if f.endswith(".csv")}
-    metrics = load_run(run_dir).rows if ran & {"grokking", "ntk", "htsr", "llc", "progress"} else []
+    metrics = load_run(run_dir).rows if ran & {"grokking", "ntk", "htsr", "llc", "progress", "tree_projection"} else []
     figs: list[Path] = []
 
     def png(name: str) -> Path:
@@ -318,5 +341,7 @@ def draw_analysis(run_dir: str | Path, summary: dict) -> list[Path]:
     if "llc" in ran:
         figs.append(plot_llc(summary["llc"], metrics, path=png("llc")))
         figs.append(plot_llc_traces(_records(out, "llc_traces"), path=png("llc_traces")))
+    if "tree_projection" in ran:
+        figs.append(plot_tree(_records(out, "tree_projection"), metrics, path=png("tree_projection")))
     record_files(run_dir, summary, figs)
     return figs

@@ -71,30 +71,18 @@ def config(ctx: Context):
 
 
 def tree_rows(run, n_sentences: int, min_len: int) -> list[dict]:
-    """Tree projections at every checkpoint of `run`: t-score, mean SCI, parse F1 of the projection and of random
-    trees, on the first `n_sentences` validation prefixes of at least `min_len` tokens."""
-    import torch
-
-    from groklab.analysis.tree_projection import transformer_tree_projection
+    """Tree projections at every checkpoint of `run` (`analysis.tree_projection.dyck_tree_rows`, what
+    `groklab analyze RUN --what tree` writes) on its validation prefixes, with the accuracies logged nearest."""
+    from groklab.analysis.tree_projection import dyck_tree_rows
     from groklab.tasks.dataset import build_dataset
-    from groklab.tasks.dyck import gold_spans
 
-    k = run.config.task.dyck_k
-    pad = 2 * k
-    x = build_dataset(run.config.task).x_val
-    x = x[(x != pad).sum(1) >= min_len][:n_sentences]
     by_step = {r["step"]: r for r in run.rows}
+    x = build_dataset(run.config.task).x_val
     out = []
-    # One thread: a sentence's forward passes are tiny, and on a busy machine a second thread made them 20x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for step in run.checkpoint_steps:
-            tp = transformer_tree_projection(run.load_model(step), x, pad, n_random=30, gold=lambda t: gold_spans(t, k))
-            near = min(by_step, key=lambda s: abs(s - step))
-            out.append({"step": step, **tp, "val_acc": by_step[near]["val_acc"], "val_ood_acc": by_step[near].get("val_ood_acc")})
-    finally:
-        torch.set_num_threads(threads)
+    for r in dyck_tree_rows(((s, run.load_model(s)) for s in run.checkpoint_steps), x, run.config.task.dyck_k, n_sentences, min_len):
+        near = by_step[min(by_step, key=lambda s: abs(s - r["step"]))]
+        r.pop("n_sentences")
+        out.append({**r, "val_acc": near["val_acc"], "val_ood_acc": near.get("val_ood_acc")})
     return out
 
 
