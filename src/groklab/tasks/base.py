@@ -16,6 +16,28 @@ def no_probe(model) -> dict[str, float]:
     return {}
 
 
+def accuracy_and_loss(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 8192) -> tuple[float, float]:
+    """Class accuracy and mean cross-entropy (in float64) of `model` on a held-out split, for a task's probe: in
+    eval mode (dropout off, and no draws from the global RNG: the loop calls probes in training mode), without
+    gradients, in chunks of `chunk` rows, on the model's device."""
+    import torch.nn.functional as F
+
+    was_training = model.training
+    model.eval()
+    try:
+        dev = next(model.parameters()).device
+        x, y = x.to(dev), y.to(dev)
+        correct, loss = 0, 0.0
+        with torch.no_grad():
+            for i in range(0, len(y), chunk):
+                logits = model(x[i : i + chunk])
+                correct += int((logits.argmax(-1) == y[i : i + chunk]).sum())
+                loss += F.cross_entropy(logits.double(), y[i : i + chunk], reduction="sum").item()
+        return correct / len(y), loss / len(y)
+    finally:
+        model.train(was_training)
+
+
 @dataclass
 class Dataset:
     """Inputs and labels split into train and validation.

@@ -172,21 +172,11 @@ def build(cfg: TaskConfig) -> Dataset:
 def ood_probe(x: torch.Tensor, y: torch.Tensor):
     """Accuracy and loss on the structurally novel prefixes (`val_ood_acc`, `val_ood_loss`); the prefixes and
     labels are the probe's `x` and `y`."""
+    from groklab.tasks.base import accuracy_and_loss
 
     def probe(model) -> dict[str, float]:
-        import torch.nn.functional as F
-
-        was_training = model.training
-        model.eval()  # no dropout, no draws from the global RNG (the loop calls the probe in training mode)
-        try:
-            with torch.no_grad():
-                dev = next(model.parameters()).device
-                logits = model(x.to(dev))
-                yd = y.to(dev)
-                return {"val_ood_acc": (logits.argmax(-1) == yd).double().mean().item(),
-                        "val_ood_loss": F.cross_entropy(logits.double(), yd).item()}
-        finally:
-            model.train(was_training)
+        acc, loss = accuracy_and_loss(model, x, y)
+        return {"val_ood_acc": acc, "val_ood_loss": loss}
 
     probe.x, probe.y = x, y  # type: ignore[attr-defined]
     return probe

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 
 if TYPE_CHECKING:
     from groklab.config import TaskConfig
@@ -129,31 +128,17 @@ def build_graph(n_entities: int, n_relations: int, out_degree: int, phi: float, 
     return KnowledgeGraph(E, R, rel, tail, ood, train_inferred, id_test, ood_test, len(candidates))
 
 
-def _accuracy_and_loss(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 8192) -> tuple[float, float]:
-    was_training = model.training
-    model.eval()  # dropout off, and no draws from the global RNG (the loop calls the probe in training mode)
-    try:
-        dev = next(model.parameters()).device
-        x, y = x.to(dev), y.to(dev)
-        correct, loss = 0, 0.0
-        for i in range(0, len(y), chunk):
-            logits = model(x[i : i + chunk])
-            correct += int((logits.argmax(-1) == y[i : i + chunk]).sum())
-            loss += F.cross_entropy(logits.double(), y[i : i + chunk], reduction="sum").item()
-        return correct / len(y), loss / len(y)
-    finally:
-        model.train(was_training)
-
-
 def knowledge_probe(ood_x: torch.Tensor, ood_y: torch.Tensor, atomic_x: torch.Tensor, atomic_y: torch.Tensor,
                     inferred_x: torch.Tensor, inferred_y: torch.Tensor):
     """The OOD split's accuracy and loss, and training accuracy on atomic and inferred facts apart."""
 
+    from groklab.tasks.base import accuracy_and_loss
+
     def probe(model) -> dict[str, float]:
-        ood_acc, ood_loss = _accuracy_and_loss(model, ood_x, ood_y)
-        out = {"val_ood_acc": ood_acc, "val_ood_loss": ood_loss, "train_atomic_acc": _accuracy_and_loss(model, atomic_x, atomic_y)[0]}
+        ood_acc, ood_loss = accuracy_and_loss(model, ood_x, ood_y)
+        out = {"val_ood_acc": ood_acc, "val_ood_loss": ood_loss, "train_atomic_acc": accuracy_and_loss(model, atomic_x, atomic_y)[0]}
         if len(inferred_y):
-            out["train_inferred_acc"] = _accuracy_and_loss(model, inferred_x, inferred_y)[0]
+            out["train_inferred_acc"] = accuracy_and_loss(model, inferred_x, inferred_y)[0]
         return out
 
     return probe

@@ -374,12 +374,13 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
            max(mb.batch or mb.data.n_train for mb in members))
     names = [n for n, _ in members[0].model.named_parameters()]
     shapes = [tuple(p.shape) for _, p in members[0].model.named_parameters()]
+    # The stack runs the first member's module: its constant buffers (fixed sinusoids, absent biases as zeros)
+    # stand for every member's, so they must be the same.
+    buffers = dict(members[0].model.named_buffers())
     for mb in members[1:]:
         if [(n, tuple(p.shape)) for n, p in mb.model.named_parameters()] != list(zip(names, shapes)):
             raise ConfigError("stacked members must have equally shaped weights; these configs build different models")
-        # The stack runs the first member's module: its constant buffers (fixed sinusoids, absent biases as
-        # zeros) stand for every member's, so they must be the same.
-        if any(not torch.equal(b, dict(members[0].model.named_buffers())[n]) for n, b in mb.model.named_buffers()):
+        if any(not torch.equal(b, buffers[n]) for n, b in mb.model.named_buffers()):
             raise ConfigError("stacked members must have equal constant buffers; these configs build different models")
     for mb in members:
         if mb.store is not None:  # only now, with every member's data read and checked (as run())

@@ -228,6 +228,14 @@ def fmt_step(step: Any) -> str:
     return "never" if step is None or (isinstance(step, float) and math.isnan(step)) else str(int(step))
 
 
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rank correlation: Pearson's of the average ranks (ties share their mean rank), with pandas alone
+    (its `method="spearman"` calls SciPy, which the core install does not have); NaN when a side is constant."""
+    import pandas as pd
+
+    return float(pd.Series(a, dtype=float).rank().corr(pd.Series(b, dtype=float).rank()))
+
+
 def reproduce_recipe(recipe: Recipe, scale: str = "quick", out: str | os.PathLike | None = None, *, workers: int | None = None,
                      device: str = "cpu", report: bool = True, log: Callable[[str], None] | None = print,
                      rerun: bool = False, early_stop: bool = True) -> Path:

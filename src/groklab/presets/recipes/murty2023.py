@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 
-from groklab.presets.recipes.base import Context, Recipe, fmt_step
+from groklab.presets.recipes.base import Context, Recipe, fmt_step, spearman
 
 SATURATED = 0.95
 """In-distribution validation accuracy counted as saturated."""
@@ -169,21 +169,6 @@ def check_late_ood(rows: list[dict], s_id: int | None, gain: float = 0.10) -> tu
                 f"accuracy {at_s['val_ood_acc']:.3f} → {end:.3f}, validation {at_s['val_acc']:.3f} → {val_end:.3f}")
 
 
-def _spearman(a: list[float], b: list[float]) -> float:
-    def ranks(v: list[float]) -> list[float]:
-        order = sorted(range(len(v)), key=lambda i: v[i])
-        r = [0.0] * len(v)
-        for rank, i in enumerate(order):
-            r[i] = float(rank)
-        return r
-
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    var = math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
-    return cov / var if var else 0.0
-
-
 def check_tree_rises(trees: list[dict], s_id: int | None, rise: float = 0.02, rho: float = 0.5) -> tuple[bool, str]:
     """The t-score at the last checkpoint exceeds the first checkpoint's by ≥ `rise` and the one nearest validation
     saturation by ≥ `rise` / 2 (it keeps rising after in-distribution fit), and across checkpoints it rank-correlates
@@ -192,7 +177,7 @@ def check_tree_rises(trees: list[dict], s_id: int | None, rise: float = 0.02, rh
     if len(pts) < 3 or s_id is None:
         return False, f"{len(pts)} checkpoints with a t-score and OOD accuracy; validation saturates at step {fmt_step(s_id)}"
     first, last, at_s = pts[0], pts[-1], _at(pts, s_id)
-    r = _spearman([t["t_score"] for t in pts], [t["val_ood_acc"] for t in pts])
+    r = spearman([t["t_score"] for t in pts], [t["val_ood_acc"] for t in pts])
     ok = last["t_score"] - first["t_score"] >= rise and last["t_score"] - at_s["t_score"] >= rise / 2 and r >= rho
     return ok, (f"t-score {first['t_score']:.3f} (step {first['step']}), {at_s['t_score']:.3f} (step {at_s['step']}, validation "
                 f"saturated), {last['t_score']:.3f} (step {last['step']}); Spearman with OOD accuracy {r:.2f}")

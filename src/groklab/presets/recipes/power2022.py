@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import math
 
-from groklab.presets.recipes.base import Context, Recipe, fmt_step
+from groklab.presets.recipes.base import Context, Recipe, fmt_step, spearman
 
 OPS = ["x+y", "x-y", "x/y", "x/y if y odd else x-y", "x^2+y^2", "x^2+xy+y^2", "x^2+xy+y^2+x", "x^3+xy", "x^3+xy^2+y"]
 SIMPLE, HARDEST = ("x+y", "x-y", "x/y"), "x^3+xy^2+y"
@@ -252,14 +252,10 @@ def check_wd_sooner(main: dict, nowd: dict, wd: float) -> tuple[bool, str]:
 def check_more_data(with_wd: list[dict], fracs: list[float], budget_factor: int = 10) -> tuple[bool, str, float]:
     """Steps to 99% validation accuracy fall with the training fraction: Spearman ρ ≤ −0.7 over the runs (a run
     that never gets there ranks last) and the median at the largest fraction below the one at the smallest."""
-    import pandas as pd
-
     med = {f: _median([_steps(r["val 99% step"]) for r in with_wd if r["training fraction"] == f]) for f in fracs}
     finite = [s for s in (_steps(r["val 99% step"]) for r in with_wd) if not math.isinf(s)]
     cap = budget_factor * max(finite, default=1.0)
-    xs = pd.Series([r["training fraction"] for r in with_wd], dtype=float)
-    ys = pd.Series([min(_steps(r["val 99% step"]), cap) for r in with_wd], dtype=float)
-    rho = float(xs.corr(ys, method="spearman")) if xs.nunique() > 1 and ys.nunique() > 1 else float("nan")
+    rho = spearman([r["training fraction"] for r in with_wd], [min(_steps(r["val 99% step"]), cap) for r in with_wd])
     lo, hi = min(fracs), max(fracs)
     ok = rho <= -0.7 and med[hi] < med[lo]
     return ok, (f"Spearman ρ = {rho:.2f} over {len(with_wd)} runs; median val 99% step {fmt_step(None if math.isinf(med[lo]) else med[lo])} "
