@@ -1,6 +1,7 @@
-"""The benchmark scripts a GPU session runs once (benchmarks/gpu.py): the same code on a CPU at toy size, so
-that the one short device run cannot fail on a bug."""
+"""The benchmark scripts: benchmarks/gpu.py (the one short device run, here on a CPU at toy size so that it cannot
+fail on a bug), benchmarks/presets_table.py and benchmarks/fullscale.py power-curve."""
 
+import ast
 import importlib.util
 import json
 from pathlib import Path
@@ -33,3 +34,34 @@ def test_gpu_script_on_cpu(tmp_path):
     assert rate["steps_per_s"] > 0
     summary = json.loads((tmp_path / "power" / "summary.json").read_text())
     assert summary["steps"] == 4
+
+
+def test_presets_table_is_generated_from_preset_json(tmp_path):
+    """benchmarks/presets_table.py: one row per preset in the registry's order, checks counted, each check's
+    detail and the load average shown; the last directory found of a preset wins."""
+    table = load("presets_table")
+    for sub, name, passed in (("a", "power2022", True), ("b", "nanda2023", False), ("c", "power2022", False)):
+        d = tmp_path / sub / name
+        d.mkdir(parents=True)
+        meta = {"preset": name, "scale": "quick", "wall_time_s": 90.0, "environment": {"load_average_1min": 1.5},
+                "checks": {"grokking gap": {"passed": passed, "detail": "train 99% at 10 | val 99% at 100"}}}
+        (d / "preset.json").write_text(json.dumps(meta))
+    md = table.markdown(table.rows([tmp_path])).splitlines()
+    assert len(md) == 4 and md[2].startswith("| `nanda2023` | quick | 1.5 min (load 1.5) | 0/1 |")
+    assert md[3].startswith("| `power2022` |") and "0/1" in md[3]  # c (the last found) replaced a
+    assert "**grokking gap** ✗: train 99% at 10 / val 99% at 100" in md[2]
+
+
+@pytest.mark.integration
+def test_fullscale_power_curve_runs_the_sweep_and_reports_crossings(tmp_path, monkeypatch):
+    """benchmarks/fullscale.py power-curve on a toy stand-in for power2022's full transformer: 7 fractions ×
+    3 seeds as one sweep, the crossing steps per fraction, the steps trained."""
+    from groklab import presets
+    from groklab.presets.recipes import power2022
+
+    monkeypatch.setattr(power2022, "transformer", lambda ctx: presets.power2022(op="x+y", p=23, steps=20, train_frac=0.2).replace(
+        **{"model.d_model": 16, "model.d_mlp": 64, "train.eval_points": 4, "train.checkpoint_points": 1, "train.stop_when": "val_acc>=0.99"}))
+    fs = load("fullscale")
+    wall, found = fs.power_curve(tmp_path / "pc", True, 1)
+    assert wall > 0 and len(found) == 7 and all(len(ast.literal_eval(c["detail"])) == 3 for c in found.values())
+    assert fs.steps_of(tmp_path / "pc") == (7 * 3 * 20, 7 * 3 * 20)

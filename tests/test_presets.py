@@ -22,6 +22,7 @@ def test_recipe_smoke_writes_a_preset_directory_and_report(tmp_path, name):
     meta = json.loads((d / "preset.json").read_text())
     checks = json.loads((d / "checks.json").read_text())
     assert meta["preset"] == name and meta["scale"] == "smoke" and meta["checks"] == checks
+    assert meta["environment"]["load_average_1min"] >= 0  # beside the wall time (benchmarks/presets_table.py shows it)
     assert checks and all(set(c) == {"passed", "detail"} for c in checks.values())
     assert meta["figures"] and all((d / f["file"]).is_file() and f["question"] for f in meta["figures"])
     assert all((d / t["file"]).is_file() for t in meta["tables"])
