@@ -11,9 +11,10 @@ Each is trained
 - per-process: `sweep(executor="local")`, a pool of `--workers` single-threaded worker processes;
 - batched: `sweep(executor="batched")`, the runs as stacked members (`groklab.train.members`), in
   `--workers` processes.
-The sweeps start from no workers (`pool.shutdown()` before each), so each pays the workers' start-up
-(importing torch, printed on its own) as a user's first sweep in a fresh process does; later sweeps in the
-same process reuse the workers. Fewer steps than a real sweep keep it short; the ratios are what matter,
+Each executor runs the sweep twice: `cold` from no workers (`pool.shutdown()` before it), paying the
+workers' start-up (importing torch, printed on its own) as a user's first sweep in a fresh process does,
+and `warm`, a second sweep into another directory that reuses those workers, as every later sweep of that
+process does. Fewer steps than a real sweep keep it short; the ratios are what matter,
 and they are measured in the same run. On a shared machine the numbers are noisy: run it twice.
 Targets (issue 12.5): batched small-MLP sweep ≥ 3× sequential; ≥ 8 small transformers ≥ 2× sequential,
 on 2 cores.
@@ -67,10 +68,12 @@ def bench(kind: str, runs: int, workers: int, tmp: Path) -> dict:
     out["sequential"] = time.perf_counter() - t
     for ex in ("local", "batched"):
         pool.shutdown()
-        t = time.perf_counter()
-        res = sweep(base, grid, seeds, out=tmp / f"{kind}-{ex}", executor=ex, workers=workers, progress=False)
-        assert res.complete, res.outcomes
-        out[ex] = time.perf_counter() - t
+        # cold: the workers start (import torch) during this sweep; warm: a second sweep reuses them
+        for start in ("cold", "warm"):
+            t = time.perf_counter()
+            res = sweep(base, grid, seeds, out=tmp / f"{kind}-{ex}-{start}", executor=ex, workers=workers, progress=False)
+            assert res.complete, res.outcomes
+            out[ex, start] = time.perf_counter() - t
         out[f"{ex} per-run"] = len(res.per_run)
     pool.shutdown()
     out["auto"] = choose_executor([c for _, _, c in pts], workers)[0]
@@ -96,10 +99,12 @@ def main() -> None:
                 continue
             r = bench(kind, runs, args.workers, tmp)
             seq = r["sequential"]
+            per_run = f" ({r['batched per-run']} per run)" if r["batched per-run"] else ""
             print(
-                f"{kind:>11}: {r['runs']} runs | sequential ({r['threads']} thread) {seq:6.1f} s | "
-                f"per-process {r['local']:6.1f} s ({seq / r['local']:.2f}x) | batched {r['batched']:6.1f} s "
-                f"({seq / r['batched']:.2f}x{', ' + str(r['batched per-run']) + ' per run' if r['batched per-run'] else ''}) | auto picks {r['auto']}",
+                f"{kind:>11}: {r['runs']} runs | sequential ({r['threads']} thread) {seq:5.1f} s | "
+                f"per-process cold {r['local', 'cold']:5.1f} s ({seq / r['local', 'cold']:.2f}x), warm {r['local', 'warm']:5.1f} s ({seq / r['local', 'warm']:.2f}x) | "
+                f"batched{per_run} cold {r['batched', 'cold']:5.1f} s ({seq / r['batched', 'cold']:.2f}x), warm {r['batched', 'warm']:5.1f} s "
+                f"({seq / r['batched', 'warm']:.2f}x) | auto picks {r['auto']}",
                 flush=True,
             )
     finally:

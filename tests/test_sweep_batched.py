@@ -66,3 +66,28 @@ def test_a_refused_stack_trains_its_runs_one_by_one(tmp_path):
         assert load_run(sd.run_dir(rid)).finished
         rec = sd.read_record(rid)
         assert rec["status"] == "done" and rec["executor"] == "local" and rec["per_run"].startswith("stacking refused: these runs cannot train as stacked members: the runs differ in model.width")
+
+
+def test_chunks_stack_equal_rows_and_give_every_worker_one():
+    """Stacks pad each member's batch to the largest, so the planner groups runs by rows (full batch: the
+    training set) and keeps each run in exactly one chunk; small groups join a neighbour, and big ones split
+    until every worker has a chunk."""
+    from groklab.sweep import MIN_CHUNK, PAD_TOLERANCE, _chunks, _rows
+
+    def members(fracs, seeds):
+        return [(f"{f}-{s}", base(**{"task.p": 97, "task.train_frac": f, "train.seed": s})) for f in fracs for s in range(seeds)]
+
+    four = members([0.6, 0.3, 0.5, 0.4], 8)  # full batch: 2823, 3764, 4704, 5645 rows
+    chunks = _chunks(four, workers=2)
+    assert len(chunks) == 4 and all(len(c) == 8 for c in chunks)
+    for c in chunks:
+        rows = [_rows(cfg) for _, cfg in c]
+        assert max(rows) <= PAD_TOLERANCE * min(rows)
+    assert sorted(r for c in chunks for r, _ in c) == sorted(r for r, _ in four)
+    # groups of fewer than MIN_CHUNK members join the next: no stack of 2 with its fixed cost per step
+    small = members([0.3, 0.4, 0.5, 0.6], 2)
+    assert [len(c) for c in _chunks(small, workers=1)] == [MIN_CHUNK]
+    # one group, more workers: split in halves until each worker has one
+    same = members([0.5], 16)
+    assert sorted(len(c) for c in _chunks(same, workers=4)) == [4, 4, 4, 4]
+    assert [len(c) for c in _chunks(members([0.5], 1), workers=4)] == [1]
