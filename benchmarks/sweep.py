@@ -19,13 +19,14 @@ and they are measured in the same run. On a shared machine the numbers are noisy
 Targets (issue 12.5): batched small-MLP sweep ≥ 3× sequential; ≥ 8 small transformers ≥ 2× sequential,
 on 2 cores.
 
-Measured 2026-11-30 with `taskset -c 0,1` on a 2-core machine that other jobs kept busy (1-minute load
-average 9–14), so the absolute times are several times a quiet machine's and the ratios are noisy
-(sequential and the sweeps ran minutes apart under different loads); runs of the whole script and one
-of `--only mlp`:
-    mlp (32 runs):         per-process 2.63x / 1.84x / 1.92x, batched 3.46x / 2.70x / 2.41x
-    transformer (8 runs):  per-process 2.54x / 3.81x,         batched 4.00x / 4.45x
-    a worker's start-up:   13.7 s / 10.8 s / 6.3 s (paid once per process: later sweeps reuse the workers)
+Measured 2026-11-30 with `taskset -c 0,1` on the 2-core machine with nothing else running (two runs of
+the script; the full-scale job that shared the machine stopped with SIGSTOP meanwhile):
+    mlp (32 runs):         per-process cold 1.83x / 1.86x, warm 1.97x;  batched cold 2.66x / 2.17x, warm 2.99x
+    transformer (8 runs):  per-process cold 1.72x / 1.80x, warm 1.93x;  batched cold 2.05x / 2.30x, warm 2.66x
+    a worker's start-up:   1.5-1.6 s (paid once per process: later sweeps reuse the workers)
+(The first run of the script timed cold pools only.) Earlier figures from a machine at load 9-14 (batched MLP
+3.46x / 2.70x / 2.41x) were inflated by the load on the sequential baseline: on the idle machine, before
+the fixes of train/members.py and the chunking in sweep/__init__.py, batched was 2.42x and 1.88x.
 """
 
 from __future__ import annotations
