@@ -12,7 +12,8 @@ and the TransformerLens export read them as they are. Activations are reachable 
 Speed without changing the function: attention is written as plain tensor ops (3–4 tokens; same bits at any
 thread count; vmap-able), the last block runs at the answer position alone, and, when nothing is hooked and
 dropout is off, every layer's activations at the positions before y (which depend on x alone, attention
-being causal) are computed once per possible x and gathered, like a KV cache. Logits and gradients equal the
+being causal) are computed once per possible x and gathered, like a KV cache, and the first layer's
+queries, keys and values at y and = (which depend on y alone) once per possible y. Logits and gradients equal the
 plain full computation to 1e-12 in float64 (tests/test_determinism.py).
 """
 
@@ -199,16 +200,21 @@ class Block(nn.Module):
         return any(m.has_hooks() for m in self.modules() if isinstance(m, HookPoint))
 
     def forward_split(
-        self, prefix: torch.Tensor, rest: torch.Tensor, x: torch.Tensor, last: bool
+        self, prefix: torch.Tensor, rest: torch.Tensor, x: torch.Tensor, last: bool, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """The block on sequences split in two: `prefix` (m, P, d), the positions before y of every possible
         x (x and op), and `rest` (B, S, d), the batch's positions from y on; row b's prefix is prefix[x[b]].
-        Returns the same split, equal to the block on the whole sequences. With `last`, only the answer
-        position of `rest` (B, 1, d) and no prefix (nothing reads it after the last block)."""
+        With `y` (the first block, whose input at y and = is the embedding of y alone), `rest` is a table
+        (m, S, d) over every possible y, row b's is rest[y[b]]: its queries, keys and values are projected
+        once per y value and gathered. Returns the same split, equal to the block on the whole sequences.
+        With `last`, only the answer position of `rest` (B, 1, d) and no prefix (nothing reads it after the
+        last block)."""
         a, ln1, ln2 = self.attn, self.ln1, self.ln2
         P = prefix.shape[1]
         qkv_p = a.project(self.inp(ln1, prefix))  # (m, P, 3, H, dh)
-        qkv_r = a.project(self.inp(ln1, rest))  # (B, S, 3, H, dh)
+        qkv_r = a.project(self.inp(ln1, rest))  # (B, S, 3, H, dh), or (m, S, 3, H, dh) over y
+        if y is not None:
+            qkv_r, rest = qkv_r.index_select(0, y), rest.index_select(0, y)  # -> (B, S, ...) (deterministic backward)
         # Each row's keys and values: its x's prefix, gathered (index_select: a deterministic backward), then its own.
         kv = torch.cat([qkv_p[:, :, 1:].index_select(0, x), qkv_r[:, :, 1:]], dim=1)  # (B, T, 2, H, dh)
         k, v = kv.unbind(2)
@@ -321,16 +327,18 @@ class Transformer(nn.Module):
 
         Attention is causal, so every layer's activations at x and op (at x alone without the op token)
         depend on x alone: they are computed for the m possible x values (m < B rows instead of B) and
-        gathered as keys and values for the batch's rows, like a KV cache. Exact: every row's arithmetic
-        is the full computation's. Used only when nothing is hooked and dropout is off."""
+        gathered as keys and values for the batch's rows, like a KV cache. Likewise the first layer's input at
+        y and = is the embedding of y alone: its projections are computed for the m possible y values and
+        gathered. Exact: every row's arithmetic is the full computation's. Used only when nothing is hooked
+        and dropout is off."""
         m = self.n_elements
         P = self.n_ctx - 2  # positions before y: (x, op) or (x)
         xs = torch.arange(m, dtype=pairs.dtype, device=pairs.device)
         prefix_tok = torch.stack([xs, torch.full_like(xs, m)], dim=1)[:, :P]  # (m, P)
-        rest_tok = torch.stack([pairs[:, 1], torch.full_like(pairs[:, 1], m + 1)], dim=1)  # (B, 2): y, =
+        rest_tok = torch.stack([xs, torch.full_like(xs, m + 1)], dim=1)  # (m, 2): (y, =) for every y
         prefix = rows(self.W_E, prefix_tok) + self.W_pos[:P]  # (m, P, d)
-        rest = rows(self.W_E, rest_tok) + self.W_pos[P:]  # (B, 2, d)
-        x = pairs[:, 0]
+        rest = rows(self.W_E, rest_tok) + self.W_pos[P:]  # (m, 2, d); the first block gathers each row's by y
+        x, y = pairs[:, 0], pairs[:, 1]
         for i, block in enumerate(self.blocks):
-            prefix, rest = block.forward_split(prefix, rest, x, last=i == len(self.blocks) - 1)
+            prefix, rest = block.forward_split(prefix, rest, x, last=i == len(self.blocks) - 1, y=y if i == 0 else None)
         return self.ln_final(rest[:, -1]) @ self.W_U + self.b_U  # (B, n_classes)
