@@ -14,6 +14,9 @@ evaluation and analysis do not shrink with the steps).
 `power-curve` is not a preset but the part of power2022's full scale that issue 12 times: the full-size
 transformer on x/y mod 97 with weight decay 1, training fractions 0.2 … 0.8 × 3 seeds (21 runs), each stopping
 5000 steps after its validation accuracy reaches 99% (power2022's `transformer()` config, as a sweep).
+Since a curve can take longer than one sitting, it is resumable (run it again into the same `--out`; two
+processes on one `--out` share the runs) and it also prints the time from each run's own wall time: their
+sum, and what a pool of 2 one-thread workers takes for them in the sweep's order.
 """
 
 from __future__ import annotations
@@ -33,6 +36,30 @@ def steps_of(preset_dir: Path) -> tuple[int, int]:
         budget += s["steps"]
         trained += s.get("stopped_step") if s.get("stopped_step") is not None else s["steps"]
     return trained, budget
+
+
+def run_times(sweep_dir: Path) -> list[float]:
+    """Each finished run's own training wall time (summary.json's wall_time_s), in the sweep's order."""
+    from groklab.sweep.layout import SweepDir
+
+    sd = SweepDir(sweep_dir)
+    times = []
+    for rid, *_ in sd.read_spec().points():
+        f = sd.run_dir(rid) / "summary.json"
+        if f.is_file():
+            times.append(float(json.loads(f.read_text())["wall_time_s"]))
+    return times
+
+
+def list_schedule(durations: list[float], workers: int) -> float:
+    """Wall time of `durations` run in order by `workers` single-threaded workers, each taking the next run as
+    it frees up (a sweep's process pool): what the runs take on that many cores when they were trained in
+    pieces (resumed, or by several processes at once), where the wall clock of the pieces says nothing."""
+    free = [0.0] * max(1, workers)
+    for d in durations:
+        i = free.index(min(free))
+        free[i] += d
+    return max(free)
 
 
 def power_curve(out: Path, early_stop: bool, workers: int | None) -> tuple[float, dict]:
@@ -82,6 +109,9 @@ def main() -> None:
         passed = sum(c["passed"] for c in checks.values())
         if name == "power-curve":
             print("\n".join(f"  {k}: {c['detail']}" for k, c in checks.items()))
+            times = run_times(d)
+            print(f"  {len(times)} runs, {sum(times) / 3600:.2f} h of one-thread training in all; in sweep order on 2 workers "
+                  f"{list_schedule(times, 2) / 3600:.2f} h (from each run's own wall time)")
         shown = "" if name == "power-curve" else f"checks {passed}/{len(checks)}, "
         line = (f"{name:14s} full: {wall / 60:7.1f} min, {shown}"
                 f"steps trained {trained:,} of {budget:,} ({trained / max(budget, 1):.0%})")

@@ -65,3 +65,8 @@ def test_fullscale_power_curve_runs_the_sweep_and_reports_crossings(tmp_path, mo
     wall, found = fs.power_curve(tmp_path / "pc", True, 1)
     assert wall > 0 and len(found) == 7 and all(len(ast.literal_eval(c["detail"])) == 3 for c in found.values())
     assert fs.steps_of(tmp_path / "pc") == (7 * 3 * 20, 7 * 3 * 20)
+    times = fs.run_times(tmp_path / "pc")
+    assert len(times) == 21 and all(t > 0 for t in times)
+    # the pool's schedule: each run to the first free worker, in order
+    assert fs.list_schedule([3.0, 1.0, 1.0, 1.0], 2) == 3.0 and fs.list_schedule([1.0, 1.0, 3.0], 2) == 4.0
+    assert fs.list_schedule(times, 1) == pytest.approx(sum(times))
