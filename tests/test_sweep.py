@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -282,3 +283,21 @@ def test_ray_start_failure_is_one_line(monkeypatch):
         ray_exec.run_ray("/nonexistent", [("x", {})])
     msg = str(e.value)
     assert "\n" not in msg and "TimeoutError: Timed out after 30 seconds" in msg and "--executor local" in msg
+
+
+@pytest.mark.integration
+def test_a_run_another_process_trains_is_busy_not_failed(tmp_path):
+    """Two sweeps on one directory share its runs through the runs' locks: a run the other process holds is
+    reported busy, and its record (the other process's) is left alone, not marked failed."""
+    out = tmp_path / "s"
+    res = sweep(tiny(), {"task.train_frac": [0.4, 0.6]}, seeds=1, out=out, executor="local", workers=1, progress=False)
+    sd = SweepDir(out)
+    ids = [rid for rid, _, _ in sd.read_spec().points()]
+    held = ids[1]
+    shutil.rmtree(sd.run_dir(held))  # as if the other process had just started it
+    sd.write_record(held, status="running", pid=12345)
+    with sd.lock(held) as mine:  # this test plays the other process
+        assert mine
+        res = sweep(out=out, resume=True, executor="local", workers=1, progress=False)
+    assert res.outcomes == {ids[0]: "skipped", held: "busy"} and not res.complete
+    assert sd.read_record(held)["status"] == "running" and sd.read_record(held)["pid"] == 12345
