@@ -214,14 +214,11 @@ def dyck_tree_rows(models: Iterable[tuple[int, torch.nn.Module]], tokens: torch.
     first `n_sentences` of `tokens` (left-padded prefixes, pad 2k) with at least `min_len` real tokens. Runs on
     one thread: a sentence's forward passes are tiny, and on a busy machine a second thread made them 20× slower."""
     from groklab.tasks.dyck import gold_spans
+    from groklab.train.runtime import cpu_runtime
 
     pad = 2 * k
     x = tokens[(tokens != pad).sum(1) >= min_len][:n_sentences]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with cpu_runtime(1):  # the thread count comes back afterwards
         return [{"step": step, "n_sentences": len(x), **transformer_tree_projection(model, x, pad, n_random=n_random,
                                                                                     gold=lambda t: gold_spans(t, k))}
                 for step, model in models]
-    finally:
-        torch.set_num_threads(threads)

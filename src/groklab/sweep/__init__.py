@@ -210,7 +210,7 @@ def sweep(
                     outcomes[rid] = "done"
                 elif stopped:
                     outcomes[rid] = "interrupted"
-                elif _held_elsewhere(sd, rid):
+                elif sd.is_held(rid):
                     # another process (a second sweep on this directory) is training it: its record stays its own
                     outcomes[rid] = "busy"
                 else:
@@ -226,12 +226,6 @@ def sweep(
     c = res.counts()
     say("sweep: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())) + ("" if res.complete else f"; finish with: groklab sweep --out {sd.path} --resume"))
     return res
-
-
-def _held_elsewhere(sd: SweepDir, rid: str) -> bool:
-    """True while another process holds the run's lock (it is training the run now)."""
-    with sd.lock(rid) as held:
-        return not held
 
 
 def _run_jobs_for(sd: SweepDir, todo: list[tuple[str, RunConfig]], executor: str) -> list[Job]:

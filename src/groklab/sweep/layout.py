@@ -68,6 +68,11 @@ class SweepDir:
         return (self.run_dir(rid) / "config.json").is_file()
 
     # index: one record per run
+    def is_held(self, rid: str) -> bool:
+        """True while another process holds the run's lock (it is training the run now)."""
+        with self.lock(rid) as held:
+            return not held
+
     def write_record(self, rid: str, **fields: Any) -> None:
         f = self.path / INDEX / f"{rid}.json"
         rec = self.read_record(rid) or {"id": rid}
