@@ -43,7 +43,7 @@ def transformer_forward(w: dict[str, torch.Tensor], cfg: dict, pairs: torch.Tens
     """Decoder-only, causal; logits read at the last token (`=`). LayerNorm before each sublayer and a final
     one (model.norm_position "pre", the default), or after each residual sum and no final one ("post"). Fixed
     sinusoidal positions are saved in the file as W_pos like learned ones; without biases
-    (model.transformer_bias false) the b_* keys are absent and count as zero."""
+    (model.transformer_bias none, or mlp for the attention's and unembedding's) the b_* keys are absent and count as zero."""
     m = w["W_E"].shape[0] - 2  # vocabulary: elements 0..m-1, then `op` = m, `=` = m+1
     x, y = pairs[:, :1], pairs[:, 1:]
     op, eq = torch.full_like(x, m), torch.full_like(x, m + 1)

@@ -173,13 +173,13 @@ def test_presets_use_the_authors_init():
     power = presets.power2022().model
     # openai/grok's transformer: PyTorch's draw, post-LN, fixed sinusoids, no biases at all
     assert (power.init_dist, power.init_overrides, power.norm_position, power.pos_embed, power.transformer_bias) == (
-        "torch", [], "post", "sinusoidal", False)
+        "torch", [], "post", "sinusoidal", "none")
     for scale in ("full", "quick", "smoke"):
         ctx = Context(Path("unused"), scale, lambda s: None)
         # quick keeps the default draw, under which the shortened runs show the paper's result (the recipes' docstrings)
         assert liu2022.base_config(ctx).model.init_dist == ("normal" if scale == "quick" else "torch")
         t = power2022.transformer(ctx).model
-        want_power = ("normal", "pre", "learned", True) if scale == "quick" else ("torch", "post", "sinusoidal", False)
+        want_power = ("normal", "pre", "learned", "all") if scale == "quick" else ("torch", "post", "sinusoidal", "none")
         assert (t.init_dist, t.norm_position, t.pos_embed, t.transformer_bias) == want_power
         par = parity2022.base_config(ctx).model
         assert par.init_dist == "torch" and par.init_overrides == ["b_out=0"]  # Merrill et al.'s FF1: no output bias

@@ -33,7 +33,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         # Power et al. and Nanda et al. as the presets build them (full width), on small tables
         # (pre-LN: TransformerLens has no post-LN blocks; fixed sinusoids and no biases, as openai/grok)
         "power": train_run(root / "power", presets.power2022(op="x/y", p=13, steps=40),
-                           **{"optim.lr": 3e-3, "model.norm_position": "pre", "model.pos_embed": "sinusoidal", "model.transformer_bias": False,
+                           **{"optim.lr": 3e-3, "model.norm_position": "pre", "model.pos_embed": "sinusoidal", "model.transformer_bias": "none",
                               "model.init_overrides": []}),
         "nanda": train_run(root / "nanda", presets.nanda2023(p=17, steps=40), **{"optim.lr": 3e-3}),
         "mlp": train_run(

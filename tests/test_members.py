@@ -44,7 +44,7 @@ CASES = {
     "transformer-adamw-ce-relu": {**TRANSFORMER, "model.act": "relu", "optim.no_decay": ["embed", "norm"]},
     "transformer-sgd-mse-gelu": {**TRANSFORMER, "model.act": "gelu", "model.layernorm": False, "model.op_token": False, "optim.name": "sgd", "optim.lr": 0.02, "train.loss": "mse"},
     # openai/grok's layout: post-LN, fixed sinusoids (a buffer), no biases (zero buffers), PyTorch's default draw
-    "transformer-grok-layout": {**TRANSFORMER, "model.norm_position": "post", "model.pos_embed": "sinusoidal", "model.transformer_bias": False, "model.init_dist": "torch"},
+    "transformer-grok-layout": {**TRANSFORMER, "model.norm_position": "post", "model.pos_embed": "sinusoidal", "model.transformer_bias": "none", "model.init_dist": "torch"},
     # every intervention a member runs (on its own module, with its own generator for the noise)
     "grokfast-ema+orthograd+weight-noise": {"reg.grokfast": "ema", "reg.orthograd": True, "reg.weight_noise": 1e-3},
     "grokfast-ma+grad-noise+constrain-norm": {"reg.grokfast": "ma", "reg.grokfast_ma_window": 4, "reg.grad_noise": 1e-3, "reg.constrain_norm": True, "model.arch": "toy", "task.group": "integer", "task.p": 12, "model.d_embed": 4},

@@ -13,7 +13,7 @@ from groklab.errors import ConfigError
 from groklab.models import build_model
 from groklab.models.transformer import sinusoids
 
-GROK = {"model.norm_position": "post", "model.pos_embed": "sinusoidal", "model.transformer_bias": False}
+GROK = {"model.norm_position": "post", "model.pos_embed": "sinusoidal", "model.transformer_bias": "none"}
 
 
 def model(**over):
@@ -43,7 +43,8 @@ def test_post_norm_block_is_ln_of_the_residual_sum():
 
 
 @pytest.mark.parametrize("over", [{}, {"model.norm_position": "post"}, {"model.pos_embed": "sinusoidal"},
-                                  {"model.transformer_bias": False}, {**GROK, "model.init_dist": "torch"}])
+                                  {"model.transformer_bias": "none"}, {"model.transformer_bias": "mlp"},
+                                  {**GROK, "model.init_dist": "torch"}])
 def test_fast_paths_equal_the_plain_computation(over):
     """The split forward (positions before y once per x) and the answer-only last block, against the plain
     full computation (forced by an all-true key mask), in float64."""
@@ -55,15 +56,36 @@ def test_fast_paths_equal_the_plain_computation(over):
 
 
 def test_no_bias_has_no_bias_parameters_and_round_trips():
-    m = model(**{"model.transformer_bias": False})
+    m = model(**{"model.transformer_bias": "none"})
     names = [n.rsplit(".", 1)[-1] for n, _ in m.named_parameters()]
     assert all(not n.startswith("b_") for n in names)
     state = m.state_dict()
     assert not any(k.rsplit(".", 1)[-1].startswith("b_") for k in state)
-    m2 = model(**{"model.transformer_bias": False, "model.init_scale": 2.0})
+    m2 = model(**{"model.transformer_bias": "none", "model.init_scale": 2.0})
     m2.load_state_dict(state)
     pairs = torch.randint(0, 13, (8, 2))
     assert torch.equal(m(pairs), m2(pairs))
+
+
+def test_mlp_bias_is_nandas_layout():
+    """Nanda et al.'s code: biases b_in and b_out on the MLP sublayer, none on attention or the unembedding."""
+    m = model(**{"model.transformer_bias": "mlp"})
+    biases = sorted(n for n, _ in m.named_parameters() if n.rsplit(".", 1)[-1].startswith("b_"))
+    assert biases == ["blocks.0.mlp.b_in", "blocks.0.mlp.b_out", "blocks.1.mlp.b_in", "blocks.1.mlp.b_out"]
+    from groklab import presets
+
+    nanda = build_model(presets.nanda2023().model, 113, 113)
+    params = dict(nanda.named_parameters())
+    assert [n for n in params if n.rsplit(".", 1)[-1].startswith("b_")] == ["blocks.0.mlp.b_in", "blocks.0.mlp.b_out"]
+    # the authors' 226 816 parameters: their W_E and W_U are 114 wide (p + `=`), ours 115 (p + op + `=`) and 113
+    assert sum(p.numel() for p in params.values()) == 226_816
+
+
+def test_saved_true_false_read_as_all_none():
+    assert RunConfig().replace(**{"model.transformer_bias": False}).model.transformer_bias == "none"
+    assert RunConfig().replace(**{"model.transformer_bias": True}).model.transformer_bias == "all"
+    with pytest.raises(ConfigError, match=r"model.transformer_bias='attn' is not allowed; choose one of: all, mlp, none"):
+        RunConfig().replace(**{"model.transformer_bias": "attn"})
 
 
 def test_bad_values_are_one_line_errors():
@@ -80,11 +102,11 @@ def test_transformer_lens_export_refuses_post_norm_in_one_line():
 
     with pytest.raises(ConfigError, match="model.norm_position='post' has no TransformerLens counterpart"):
         tl_config_fields(model(**GROK))
-    state = tl_state_dict(model(**{"model.pos_embed": "sinusoidal", "model.transformer_bias": False}))
+    state = tl_state_dict(model(**{"model.pos_embed": "sinusoidal", "model.transformer_bias": "none"}))
     assert torch.equal(state["pos_embed.W_pos"], sinusoids(4, 16).double()) and state["blocks.0.attn.b_Q"].abs().sum() == 0
 
 
-@pytest.mark.parametrize("over", [GROK, {"model.layernorm": False, "model.transformer_bias": False}])
+@pytest.mark.parametrize("over", [GROK, {"model.layernorm": False, "model.transformer_bias": "none"}])
 def test_standalone_loader_reads_every_layout(over):
     """examples/load_checkpoint.py (torch and safetensors only) computes the same logits from the state dict."""
     import importlib.util

@@ -321,9 +321,11 @@ class ModelConfig:
     (openai/grok, the code of Power et al.). Only with `layernorm`."""
     pos_embed: Literal["learned", "sinusoidal"] = "learned"
     """Transformer positions: a learned `W_pos`, or the fixed sinusoids of openai/grok (a buffer, not trained)."""
-    transformer_bias: bool = True
-    """Transformer: biases on every linear map (b_Q, b_K, b_V, b_O, b_in, b_out, b_U). openai/grok has none
-    (False: those roles are zero buffers, not parameters). The MLPs' biases are `bias`."""
+    transformer_bias: Literal["all", "mlp", "none"] = "all"
+    """Transformer biases: `all` on every linear map (b_Q, b_K, b_V, b_O, b_in, b_out, b_U, as TransformerLens);
+    `mlp` on the MLP sublayers' b_in and b_out alone (Nanda et al.'s code: attention and unembedding have
+    none); `none` (openai/grok, the code of Power et al.). A role without a bias is a zero buffer, not a
+    parameter. Configs saved with true/false read as all/none. The MLPs' biases are `bias`."""
     op_token: bool = True
     """Sequence (x, op, y, =) as in Power et al.; False gives (x, y, =) as in Nanda et al."""
     # mlp
@@ -347,6 +349,9 @@ class ModelConfig:
         _choice("model.init_dist", self.init_dist, ("normal", "torch"))
         _choice("model.norm_position", self.norm_position, ("pre", "post"))
         _choice("model.pos_embed", self.pos_embed, ("learned", "sinusoidal"))
+        # true/false: how configs saved before the MLP-only choice existed spell all/none
+        self.transformer_bias = {True: "all", False: "none"}.get(self.transformer_bias, self.transformer_bias)
+        _choice("model.transformer_bias", self.transformer_bias, ("all", "mlp", "none"))
         _check(self.layernorm or self.norm_position == "pre",
                f"model.norm_position={self.norm_position!r} needs model.layernorm=True (there is no norm to place without it)")
         _check(self.init_scale > 0, f"model.init_scale={self.init_scale} must be positive")

@@ -93,7 +93,7 @@ def tl_state_dict(model: Transformer) -> dict[str, torch.Tensor]:
     _check_exportable(model)
     moved = {"W_E": "embed.W_E", "W_pos": "pos_embed.W_pos", "W_U": "unembed.W_U", "b_U": "unembed.b_U"}
     state = dict(model.state_dict())
-    # model.transformer_bias=False: the biases are zero buffers outside the state dict; TransformerLens has them
+    # model.transformer_bias none or mlp: the missing biases are zero buffers outside the state dict; TransformerLens has them
     state.update({k: v for k, v in model.named_buffers() if k not in state})
     return {moved.get(k, k): v.detach().clone() for k, v in state.items()}
 

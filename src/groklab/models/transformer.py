@@ -4,10 +4,11 @@ Power et al. (2022): 2 layers, d_model 128, 4 heads, LayerNorm. Nanda et al. (20
 tokens (x, y, =). By default LayerNorm comes before each sublayer with a final one before W_U (pre-LN, as
 TransformerLens), positions are learned, and every linear map has a bias; the authors' code of Power et al.
 (openai/grok) normalizes after each residual sum and has no final norm (`norm_position='post'`), adds fixed
-sinusoids for positions (`pos_embed='sinusoidal'`) and has no biases (`bias=False`: the bias roles are then
-zero buffers, not parameters). Weights carry TransformerLens role names and shapes (`W_E` (vocab, d), `W_Q` (heads, d,
-d_head), `W_O` (heads, d_head, d), `W_in` (d, d_mlp), `W_out` (d_mlp, d), `W_U` (d, classes)), so analyses
-and the TransformerLens export read them as they are. Activations are reachable through `HookPoint`s.
+sinusoids for positions (`pos_embed='sinusoidal'`) and has no biases (`bias='none'`; Nanda et al.'s code has
+them on the MLP sublayers alone, `bias='mlp'`; a role without a bias is a zero buffer, not a parameter).
+Weights carry TransformerLens role names and shapes (`W_E` (vocab, d), `W_Q` (heads, d, d_head), `W_O`
+(heads, d_head, d), `W_in` (d, d_mlp), `W_out` (d_mlp, d), `W_U` (d, classes)), so analyses and the
+TransformerLens export read them as they are. Activations are reachable through `HookPoint`s.
 
 Speed without changing the function: attention is written as plain tensor ops (3–4 tokens; same bits at any
 thread count; vmap-able), the last block runs at the answer position alone, and, when nothing is hooked and
@@ -169,13 +170,13 @@ class Block(nn.Module):
     post-LN (`post_norm`, openai/grok's): ln(x + f(x))."""
 
     def __init__(self, d_model: int, n_heads: int, d_mlp: int, layernorm: bool, dropout: float, act: str,
-                 post_norm: bool = False, bias: bool = True):
+                 post_norm: bool = False, bias: str = "all"):
         super().__init__()
         self.post_norm = post_norm
         self.ln1 = LayerNorm(d_model) if layernorm else nn.Identity()
-        self.attn = Attention(d_model, n_heads, dropout, bias)
+        self.attn = Attention(d_model, n_heads, dropout, bias == "all")
         self.ln2 = LayerNorm(d_model) if layernorm else nn.Identity()
-        self.mlp = MLPBlock(d_model, d_mlp, act, bias)
+        self.mlp = MLPBlock(d_model, d_mlp, act, bias != "none")
         self.drop = nn.Dropout(dropout)
         self.hook_resid_pre = HookPoint()
         self.hook_attn_out = HookPoint()
@@ -247,7 +248,7 @@ class Transformer(nn.Module):
         n_inputs: int = 2,
         norm_position: str = "pre",
         pos_embed: str = "learned",
-        bias: bool = True,
+        bias: str = "all",
     ):
         super().__init__()
         self.n_elements, self.op_token, self.n_inputs = n_elements, op_token, n_inputs
@@ -260,11 +261,14 @@ class Transformer(nn.Module):
         else:
             self.W_pos = nn.Parameter(torch.empty(self.n_ctx, d_model))
         post = norm_position == "post"
+        bias = {True: "all", False: "none"}.get(bias, bias)
+        if bias not in ("all", "mlp", "none"):
+            raise ValueError(f"bias={bias!r} is not allowed; choose one of: all, mlp, none")
         self.blocks = nn.ModuleList(Block(d_model, n_heads, d_mlp, layernorm, dropout, act, post, bias) for _ in range(n_layers))
         # post-LN: every block already ends in a norm, and openai/grok reads the last one out directly
         self.ln_final = LayerNorm(d_model) if layernorm and not post else nn.Identity()
         self.W_U = nn.Parameter(torch.empty(d_model, n_classes))
-        _bias(self, "b_U", (n_classes,), bias)
+        _bias(self, "b_U", (n_classes,), bias == "all")
         self.drop = nn.Dropout(dropout)
         # As TransformerLens: hook_embed is the token embedding alone (B, T, d), hook_pos_embed the positional.
         self.hook_embed = HookPoint()

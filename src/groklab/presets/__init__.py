@@ -31,7 +31,7 @@ def power2022(op: str = "x/y", p: int = 97, train_frac: float = 0.5, steps: int 
     """Power et al. (2022): 2-layer transformer (width 128, 4 heads), AdamW lr 1e-3, weight decay 1,
     β = (0.9, 0.98), 10 warm-up steps, batch min(512, ⌈n_train/2⌉). The authors' transformer (openai/grok,
     grok/transformer.py): LayerNorm after each residual sum and no final one (`model.norm_position='post'`),
-    fixed sinusoidal positions (`model.pos_embed='sinusoidal'`), no biases (`model.transformer_bias=False`),
+    fixed sinusoidal positions (`model.pos_embed='sinusoidal'`), no biases (`model.transformer_bias=none`),
     and PyTorch's default draw, as their code sets none (`model.init_dist='torch'`): W_E N(0, 1)
     (nn.Embedding) and every matrix U(±1/√fan_in) (nn.Linear: W_Q, W_K, W_V per head and W_O fan-in
     d_model, W_in d_model, W_out d_mlp, W_U d_model). Not as theirs: the readout covers the p answers, theirs
@@ -40,7 +40,7 @@ def power2022(op: str = "x/y", p: int = 97, train_frac: float = 0.5, steps: int 
     return RunConfig(
         task=task,
         model=ModelConfig(arch="transformer", n_layers=2, d_model=128, n_heads=4, d_mlp=512, layernorm=True, op_token=True,
-                          norm_position="post", pos_embed="sinusoidal", transformer_bias=False, init_dist="torch"),
+                          norm_position="post", pos_embed="sinusoidal", transformer_bias="none", init_dist="torch"),
         optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=1.0, beta1=0.9, beta2=0.98, warmup_steps=10),
         train=TrainConfig(steps=steps, batch_size=min(512, -(-task.n_train // 2))),
         out=out,
@@ -52,11 +52,12 @@ def nanda2023(p: int = 113, train_frac: float = 0.3, steps: int = 40_000, out: s
     d_mlp 512, ReLU; full-batch AdamW lr 1e-3, weight decay 1, β = (0.9, 0.98). Initialization as the
     authors' code: every matrix N(0, 1/d_model) (W_E, W_pos, W_Q, W_K, W_V, W_O, W_in, and W_out, which
     groklab would otherwise draw N(0, 1/d_mlp)), W_U N(0, 1/d_vocab) with d_vocab = p + 1
-    (`model.init_overrides`); biases zero (the authors' attention and unembedding have none)."""
+    (`model.init_overrides`); biases on the MLP sublayer alone, zero at the start (`model.transformer_bias='mlp'`:
+    the authors' attention and unembedding have none)."""
     return RunConfig(
         task=TaskConfig(op="x+y", p=p, train_frac=train_frac),
         model=ModelConfig(arch="transformer", n_layers=1, d_model=128, n_heads=4, d_mlp=512, layernorm=False, op_token=False,
-                          init_overrides=[f"W_out={128 ** -0.5:.6g}", f"W_U={(p + 1) ** -0.5:.6g}"]),
+                          transformer_bias="mlp", init_overrides=[f"W_out={128 ** -0.5:.6g}", f"W_U={(p + 1) ** -0.5:.6g}"]),
         optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=1.0, beta1=0.9, beta2=0.98, warmup_steps=10),
         train=TrainConfig(steps=steps, batch_size=None),
         out=out,

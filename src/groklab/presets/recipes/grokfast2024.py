@@ -71,7 +71,7 @@ def base_config(ctx: Context):
         # their transformer (ironjr/grokfast main.py) is nearer groklab's default layout than openai/grok's, which
         # presets.power2022 builds: LayerNorm before each sublayer and a final one, learned positions, biases
         return cfg.replace(**{"optim.name": "adam", "optim.weight_decay": 0.0, "train.batch_size": 512, "model.init_overrides": MHA_INIT,
-                              "model.norm_position": "pre", "model.pos_embed": "learned", "model.transformer_bias": True,
+                              "model.norm_position": "pre", "model.pos_embed": "learned", "model.transformer_bias": "all",
                               "train.eval_points": 200, "train.checkpoint_points": 10,
                               "train.stop_when": "val_acc>=0.99", "train.stop_patience": 5000})
     p, width, steps = ctx.pick(quick=(47, 128, 4000), smoke=(11, 16, 40))

@@ -3,7 +3,7 @@ algorithmic datasets" (arXiv 2201.02177).
 
 Model and initialization: the authors' transformer (openai/grok, grok/transformer.py) at `full` and `smoke`
 (`presets.power2022`): LayerNorm after each residual sum and no final one (`model.norm_position='post'`), fixed
-sinusoidal positions (`model.pos_embed='sinusoidal'`), no biases anywhere (`model.transformer_bias=False`), and
+sinusoidal positions (`model.pos_embed='sinusoidal'`), no biases anywhere (`model.transformer_bias='none'`), and
 PyTorch's default draw, as their code sets none (`model.init_dist='torch'`): W_E N(0, 1) (nn.Embedding); every
 weight matrix U(±1/√fan_in) (nn.Linear): the per-head query, key and value Linear(d_model, d_model/heads) and
 W_O Linear(d_model, d_model) fan-in d_model, the MLP's Linear(d_model, 4·d_model) d_model and Linear(4·d_model,
@@ -82,7 +82,7 @@ def transformer(ctx: Context):
     cfg = presets.power2022(op="x+y", p=p, train_frac=0.5, steps=steps)
     # quick: groklab's default transformer (pre-LN, learned positions, biases) and draw, under which this small
     # transformer groks within its budget; the authors' layout and draw do not (docstring)
-    init = ({"model.init_dist": "normal", "model.norm_position": "pre", "model.pos_embed": "learned", "model.transformer_bias": True}
+    init = ({"model.init_dist": "normal", "model.norm_position": "pre", "model.pos_embed": "learned", "model.transformer_bias": "all"}
             if ctx.scale == "quick" else {})
     return cfg.replace(**init, **{"model.d_model": d, "model.d_mlp": 4 * d, "optim.weight_decay": wd,
                           "train.eval_points": ctx.pick(quick=80, smoke=8), "train.checkpoint_points": 1})
