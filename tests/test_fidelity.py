@@ -68,6 +68,48 @@ def test_run_trains_and_logs_the_mean_reduction():
     assert r.rows[-1]["train_loss"] == pytest.approx(want, rel=1e-5)
 
 
+# --- loss precision and warm-up (Nanda et al.'s and openai/grok's code) ---------------------------------------
+def test_float64_loss_keeps_the_gradient_float32_softmax_rounds_away():
+    """A margin of 20: float32 log-softmax rounds the correct class's log-probability to exactly 0 (loss and
+    gradient 0); Nanda et al.'s cross_entropy_high_precision (log-softmax in float64) keeps e^-20 ≈ 2e-9."""
+    z = torch.tensor([[0.0, 20.0]], requires_grad=True)
+    y = torch.tensor([1])
+    assert loss_fn(z, y, "ce").item() == 0.0
+    loss = loss_fn(z, y, "ce:float64")
+    assert loss.dtype == torch.float64 and loss.item() == pytest.approx(2.0611536e-9, rel=1e-6)
+    loss.backward()
+    assert z.grad.dtype == torch.float32 and z.grad[0, 1].item() == pytest.approx(-2.0611536e-9, rel=1e-5)
+    assert collapse_counts(z.detach(), y, "ce") == (1, 1) and collapse_counts(z.detach(), y, "ce:float64") == (0, 0)
+    assert loss_spec(presets.nanda2023().train) == "ce:float64"
+    assert loss_spec(RunConfig().replace(**{"train.loss": "mse", "train.loss_reduction": "mean", "train.loss_dtype": "float64"}).train) == "mse:mean:float64"
+    with pytest.raises(ConfigError, match="train.loss_dtype='half'"):
+        RunConfig().replace(**{"train.loss_dtype": "half"})
+
+
+def test_warmup_from_zero_is_the_papers_lambdalr():
+    """openai/grok, Nanda et al. and danielmamay/grokking: LambdaLR(min(step / 10, 1)), so update 0 has lr 0."""
+    from groklab.train.optim import lr_at
+
+    cfg = RunConfig().replace(**{"optim.lr": 1e-3, "optim.warmup_steps": 10, "optim.warmup_from_zero": True}).optim
+    assert [lr_at(k, cfg, 100) for k in range(12)] == pytest.approx([1e-3 * min(k / 10, 1) for k in range(12)], rel=1e-15)
+    assert lr_at(0, RunConfig().optim, 100) == pytest.approx(1e-4)  # groklab's default: lr/10 at update 0
+    for cfg in (presets.nanda2023(), presets.power2022()):
+        assert cfg.optim.warmup_from_zero and cfg.optim.warmup_steps == 10
+
+
+@pytest.mark.integration
+def test_run_with_the_authors_loss_and_warmup_logs_lr_0_then_trains():
+    cfg = presets.nanda2023(p=11, steps=12).replace(**{"model.d_model": 16, "model.n_heads": 2, "model.d_mlp": 32,
+                                                       "model.init_overrides": [], "train.eval_every": 1, "train.checkpoint_points": 1})
+    torch.manual_seed(0)
+    r = run(cfg)
+    assert [row["lr"] for row in r.rows[:3]] == pytest.approx([0.0, 1e-4, 2e-4])
+    data = build_dataset(cfg.task)
+    with torch.no_grad():
+        want = loss_fn(r.model(data.x_train), data.y_train, "ce:float64").item()
+    assert r.rows[-1]["train_loss"] == pytest.approx(want, rel=1e-6)
+
+
 # --- initialization ------------------------------------------------------------------------------------------
 ARCHS = {
     "transformer": dict(arch="transformer", d_model=16, n_heads=2, d_mlp=32),

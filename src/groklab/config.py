@@ -385,7 +385,11 @@ class OptimConfig:
     momentum: float = 0.0
     """SGD momentum."""
     warmup_steps: int = 10
-    """Linear learning-rate warm-up from lr/warmup_steps to lr over these steps."""
+    """Linear learning-rate warm-up: update k (0-based) of the first warmup_steps uses lr·(k+1)/warmup_steps."""
+    warmup_from_zero: bool = False
+    """Warm up as the papers' code does (openai/grok, Nanda et al., danielmamay/grokking: lr·min(k/warmup_steps,
+    1)): update 0 has learning rate 0 (Adam's moments still take its gradient) and lr is reached one update
+    later than without it."""
     schedule: Literal["constant", "cosine", "step"] = "constant"
     """After warm-up: `constant`; `cosine` decay to lr·lr_min_frac at the last step; `step`: multiply by
     step_gamma every step_every steps."""
@@ -456,6 +460,11 @@ class TrainConfig:
     PyTorch's MSELoss, which Doshi et al.'s and Omnigrok's code use (the loss and its gradient are C times
     smaller: with SGD C times smaller steps; with Adam/AdamW exactly `sum` with optim.eps × C, which matters
     once gradients shrink towards eps). No effect on ce and stablemax. The logged losses follow it."""
+    loss_dtype: Literal["float32", "float64"] = "float32"
+    """Precision of the loss, computed from the model's outputs cast to it: `float64` is Nanda et al.'s
+    `cross_entropy_high_precision` (log-softmax in float64; a float32 softmax rounds a confidently right
+    sample's probability to exactly 1, and its gradient to 0, once its logit margin passes ~16: Prieto et
+    al.'s softmax collapse). The model and its gradients stay in `dtype`; the logged losses follow it."""
     dtype: Literal["float32", "float64"] = "float32"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     seed: int = 0
@@ -494,6 +503,7 @@ class TrainConfig:
         _choice("train.loss", self.loss, ("ce", "mse", "stablemax", "hinge"))
         _choice("train.loss_reduction", self.loss_reduction, ("sum", "mean"))
         _choice("train.dtype", self.dtype, ("float32", "float64"))
+        _choice("train.loss_dtype", self.loss_dtype, ("float32", "float64"))
         _choice("train.device", self.device, ("cpu", "cuda", "auto"))
         _check(self.eval_points >= 2, f"train.eval_points={self.eval_points} must be at least 2")
         _check(self.eval_every is None or self.eval_every >= 1, f"train.eval_every={self.eval_every} must be at least 1")

@@ -29,7 +29,8 @@ def demo(out: str | None = "runs/demo", steps: int = 4000, seed: int = 0) -> Run
 
 def power2022(op: str = "x/y", p: int = 97, train_frac: float = 0.5, steps: int = 100_000, out: str | None = None) -> RunConfig:
     """Power et al. (2022): 2-layer transformer (width 128, 4 heads), AdamW lr 1e-3, weight decay 1,
-    β = (0.9, 0.98), 10 warm-up steps, batch min(512, ⌈n_train/2⌉). The authors' transformer (openai/grok,
+    β = (0.9, 0.98), 10 warm-up steps from lr 0 as openai/grok's schedule (`optim.warmup_from_zero`), batch
+    min(512, ⌈n_train/2⌉). The authors' transformer (openai/grok,
     grok/transformer.py): LayerNorm after each residual sum and no final one (`model.norm_position='post'`),
     fixed sinusoidal positions (`model.pos_embed='sinusoidal'`), no biases (`model.transformer_bias=none`),
     and PyTorch's default draw, as their code sets none (`model.init_dist='torch'`): W_E N(0, 1)
@@ -41,7 +42,7 @@ def power2022(op: str = "x/y", p: int = 97, train_frac: float = 0.5, steps: int 
         task=task,
         model=ModelConfig(arch="transformer", n_layers=2, d_model=128, n_heads=4, d_mlp=512, layernorm=True, op_token=True,
                           norm_position="post", pos_embed="sinusoidal", transformer_bias="none", init_dist="torch"),
-        optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=1.0, beta1=0.9, beta2=0.98, warmup_steps=10),
+        optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=1.0, beta1=0.9, beta2=0.98, warmup_steps=10, warmup_from_zero=True),
         train=TrainConfig(steps=steps, batch_size=min(512, -(-task.n_train // 2))),
         out=out,
     )
@@ -49,17 +50,20 @@ def power2022(op: str = "x/y", p: int = 97, train_frac: float = 0.5, steps: int 
 
 def nanda2023(p: int = 113, train_frac: float = 0.3, steps: int = 40_000, out: str | None = None) -> RunConfig:
     """Nanda et al. (2023): 1-layer transformer, no LayerNorm, tokens (a, b, =), d_model 128, 4 heads,
-    d_mlp 512, ReLU; full-batch AdamW lr 1e-3, weight decay 1, β = (0.9, 0.98). Initialization as the
+    d_mlp 512, ReLU; full-batch AdamW lr 1e-3, weight decay 1, β = (0.9, 0.98), LambdaLR min(step/10, 1) (10
+    warm-up steps from lr 0: `optim.warmup_from_zero`), cross-entropy computed in float64 as their
+    `cross_entropy_high_precision` (`train.loss_dtype='float64'`). Initialization as the
     authors' code: every matrix N(0, 1/d_model) (W_E, W_pos, W_Q, W_K, W_V, W_O, W_in, and W_out, which
     groklab would otherwise draw N(0, 1/d_mlp)), W_U N(0, 1/d_vocab) with d_vocab = p + 1
     (`model.init_overrides`); biases on the MLP sublayer alone, zero at the start (`model.transformer_bias='mlp'`:
-    the authors' attention and unembedding have none)."""
+    the authors' attention and unembedding have none). Not as theirs: the readout covers the p answers, theirs
+    the p + 1 tokens (the `=` logit too, trained down by the loss, dropped from their analyses)."""
     return RunConfig(
         task=TaskConfig(op="x+y", p=p, train_frac=train_frac),
         model=ModelConfig(arch="transformer", n_layers=1, d_model=128, n_heads=4, d_mlp=512, layernorm=False, op_token=False,
                           transformer_bias="mlp", init_overrides=[f"W_out={128 ** -0.5:.6g}", f"W_U={(p + 1) ** -0.5:.6g}"]),
-        optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=1.0, beta1=0.9, beta2=0.98, warmup_steps=10),
-        train=TrainConfig(steps=steps, batch_size=None),
+        optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=1.0, beta1=0.9, beta2=0.98, warmup_steps=10, warmup_from_zero=True),
+        train=TrainConfig(steps=steps, batch_size=None, loss_dtype="float64"),
         out=out,
     )
 

@@ -59,6 +59,7 @@ BATCH_SEED_OFFSET = 1_000_003  # run()'s minibatch generator: torch.Generator().
 _TRAIN_FIELDS = {
     "steps", "batch_size", "loss", "dtype", "device", "seed", "eval_points", "eval_every", "checkpoint_points",
     "resume_every_s", "eval_batch_size", "threads", "stop_when", "stop_patience", "loss_reduction",
+    "loss_dtype",
 }
 # reg.* fields whose interventions (gradient filters and projections, noise, the norm constraint) a member
 # runs exactly as run() does, on its own module; any other (e.g. a data intervention) trains per run.
@@ -106,7 +107,7 @@ def signature(cfg: RunConfig) -> dict[str, Any]:
     sig = {f"model.{k}": v for k, v in dataclasses.asdict(cfg.model).items() if k not in _INIT_ONLY}
     sig.update({f"task.{k}": v for k, v in dataclasses.asdict(cfg.task).items() if k not in _TASK_FREE})
     t = cfg.train
-    for k in ("steps", "loss", "loss_reduction", "dtype", "device", "eval_points", "eval_every", "checkpoint_points", "eval_batch_size", "threads"):
+    for k in ("steps", "loss", "loss_reduction", "loss_dtype", "dtype", "device", "eval_points", "eval_every", "checkpoint_points", "eval_batch_size", "threads"):
         sig[f"train.{k}"] = getattr(t, k, None)
     sig["optim.name"] = cfg.optim.name
     return sig

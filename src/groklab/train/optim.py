@@ -98,7 +98,7 @@ def lr_at(step: int, cfg: OptimConfig, total: int | None = None) -> float:
     the schedule (`constant`; `cosine` from lr down to lr·lr_min_frac at step `total`; `step`: ×step_gamma
     every step_every updates)."""
     if cfg.warmup_steps and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
+        return cfg.lr * (step + (0 if cfg.warmup_from_zero else 1)) / cfg.warmup_steps
     t = step - cfg.warmup_steps  # updates since the end of warm-up
     if cfg.schedule == "cosine":
         if total is None:
@@ -127,16 +127,20 @@ def log_stablemax(logits: torch.Tensor) -> torch.Tensor:
 
 def loss_spec(train_cfg) -> str:
     """The loss name `loss_fn` takes for a run's `TrainConfig`: `train.loss`, with ":mean" appended when
-    `train.loss_reduction='mean'` (squared error averaged over the classes instead of summed)."""
-    return train_cfg.loss if getattr(train_cfg, "loss_reduction", "sum") == "sum" else f"{train_cfg.loss}:mean"
+    `train.loss_reduction='mean'` (squared error averaged over the classes instead of summed) and ":float64"
+    when `train.loss_dtype='float64'` (the loss computed from the outputs cast to float64)."""
+    mods = [m for m, on in (("mean", train_cfg.loss_reduction == "mean"), ("float64", train_cfg.loss_dtype == "float64")) if on]
+    return ":".join([train_cfg.loss, *mods])
 
 
-def _split(kind: str) -> tuple[str, bool]:
-    """("mse", True) from "mse:mean": the loss and whether it averages over the classes (outputs)."""
-    name, _, over = kind.partition(":")
-    if over not in ("", "mean"):
-        raise ConfigError(f"loss {kind!r}: the part after ':' must be 'mean'")
-    return name, over == "mean"
+def _split(kind: str) -> tuple[str, bool, bool]:
+    """("mse", True, False) from "mse:mean": the loss, whether it averages over the classes (outputs), and
+    whether it is computed in float64 (":float64")."""
+    name, *mods = kind.split(":")
+    for m in mods:
+        if m not in ("mean", "float64"):
+            raise ConfigError(f"loss {kind!r}: the parts after ':' must be 'mean' or 'float64'")
+    return name, "mean" in mods, "float64" in mods
 
 
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str, reduction: str = "mean") -> torch.Tensor:
@@ -149,7 +153,9 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str, reduction: st
     stablemax. `hinge` on class labels is the multi-class margin loss Σ_{c≠y} max(0, 1 − z_y + z_c) / C. Float
     labels (sign and real-valued targets) take `target_loss`.
     """
-    name, mean_classes = _split(kind)
+    name, mean_classes, f64 = _split(kind)
+    if f64:  # the loss in float64 from the model's outputs; the gradient reaching the model is cast back
+        logits = logits.to(torch.float64)
     if labels.is_floating_point():
         return target_loss(logits, labels, kind, reduction)
     if name == "hinge":
@@ -173,7 +179,9 @@ def target_loss(out: torch.Tensor, y: torch.Tensor, kind: str, reduction: str = 
     """Losses on float targets y (B, d), summed over the d outputs ("mse") or averaged over them ("mse:mean",
     etc.): `mse` Σ (out − y)²; `hinge` Σ max(0, 1 − y·out) for y = ±1 (Barak et al. 2022); `ce` the logistic
     loss Σ log(1 + e^{−y·out}) for y = ±1 (binary cross-entropy on the sign)."""
-    name, mean_outputs = _split(kind)
+    name, mean_outputs, f64 = _split(kind)
+    if f64:
+        out, y = out.to(torch.float64), y.to(torch.float64)
     if name == "mse":
         terms = (out - y).pow(2)
     elif name == "hinge":
@@ -189,7 +197,7 @@ def target_loss(out: torch.Tensor, y: torch.Tensor, kind: str, reduction: str = 
 
 
 def collapse_counts(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> tuple[int, int]:
-    """Softmax collapse (Prieto et al. 2025) on a batch, in the logits' dtype: the number of samples whose
+    """Softmax collapse (Prieto et al. 2025) on a batch, in the loss's precision: the number of samples whose
     correct-class probability is exactly 1.0, and the number whose loss term is exactly 0.
 
     The second count is Prieto et al.'s "zero terms" (their code counts `loss(reduction="none") == 0` in the
@@ -198,7 +206,9 @@ def collapse_counts(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> tu
     so the sample has stopped pulling its logit up. (Asking for *every* gradient entry to be exactly 0 almost
     never fires: the p_j are tiny, not 0, until e^{z_j − z_y} underflows.) The probability is the one the
     loss uses: StableMax's s(z)/Σs(z) under `stablemax`, softmax otherwise."""
-    name, _ = _split(kind)
+    name, _, f64 = _split(kind)
+    if f64:  # counted in the precision the loss is computed in
+        logits = logits.to(torch.float64)
     if name == "stablemax":
         s = stablemax_s(logits)
         probs = s / s.sum(-1, keepdim=True)
