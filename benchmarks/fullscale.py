@@ -3,6 +3,7 @@
     taskset -c 0,1 python benchmarks/fullscale.py parity2022 liu2022 --out runs/fullscale
     taskset -c 0,1 python benchmarks/fullscale.py liu2022 --no-stop-too      # also train every run its whole budget
     taskset -c 0,1 python benchmarks/fullscale.py power-curve                # Power et al.'s data-fraction curve alone
+    taskset -c 0,1 python benchmarks/fullscale.py power-curve --fractions 0.5 0.6   # part of it (its own directory)
 
 For each preset it runs `reproduce(name, "full")` (reusing a finished preset directory), prints the wall time,
 the checks, and the steps trained over the steps budgeted (summed over every run of the preset: the share of
@@ -16,7 +17,8 @@ transformer on x/y mod 97 with weight decay 1, training fractions 0.2 … 0.8 ×
 5000 steps after its validation accuracy reaches 99% (power2022's `transformer()` config, as a sweep).
 Since a curve can take longer than one sitting, it is resumable (run it again into the same `--out`; two
 processes on one `--out` share the runs) and it also prints the time from each run's own wall time: their
-sum, and what a pool of 2 one-thread workers takes for them in the sweep's order.
+sum, and what a pool of 2 one-thread workers takes for them in the sweep's order. `--fractions` trains a
+subset of the fractions into `power-curve-<fractions>` (a curve measured in parts, e.g. across sittings).
 """
 
 from __future__ import annotations
@@ -62,7 +64,10 @@ def list_schedule(durations: list[float], workers: int) -> float:
     return max(free)
 
 
-def power_curve(out: Path, early_stop: bool, workers: int | None) -> tuple[float, dict]:
+FRACTIONS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+
+
+def power_curve(out: Path, early_stop: bool, workers: int | None, fractions: list[float] = FRACTIONS) -> tuple[float, dict]:
     """The Power data-fraction curve as a sweep into `out`: (wall time, {fraction: steps to 99% per seed})."""
     import time
 
@@ -76,16 +81,16 @@ def power_curve(out: Path, early_stop: bool, workers: int | None) -> tuple[float
     if not early_stop:
         base = base.replace(**{"train.stop_when": None})
     t = time.perf_counter()
-    res = sweep(base, {"task.train_frac": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}, 3, out=out, resume=(out / "sweep.json").is_file(),
+    res = sweep(base, {"task.train_frac": list(fractions)}, 3, out=out, resume=(out / "sweep.json").is_file(),
                 workers=workers, progress=False)
     df = res.table()
     steps = {f: [None if pd.isna(v) else int(v) for v in g["val_acc_99_step"]] for f, g in df.groupby("task.train_frac")}
     return time.perf_counter() - t, {f"val 99% at fraction {f:g}": {"passed": True, "detail": str(v)} for f, v in steps.items()}
 
 
-def measure(name: str, out: Path, early_stop: bool, workers: int | None) -> tuple[float, dict]:
+def measure(name: str, out: Path, early_stop: bool, workers: int | None, fractions: list[float] = FRACTIONS) -> tuple[float, dict]:
     if name == "power-curve":
-        return power_curve(out, early_stop, workers)
+        return power_curve(out, early_stop, workers, fractions)
     from groklab.presets.recipes import reproduce
 
     earlier = json.loads((out / "preset.json").read_text()).get("wall_time_s", 0.0) if (out / "preset.json").is_file() else 0.0
@@ -101,22 +106,26 @@ def main() -> None:
     ap.add_argument("--out", default="runs/fullscale")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--no-stop-too", action="store_true", help="also run each preset without early stopping and compare")
+    ap.add_argument("--fractions", type=float, nargs="+", default=FRACTIONS, help="power-curve: the training fractions to train")
     args = ap.parse_args()
+    fractions = sorted(args.fractions)
     for name in args.presets:
-        d = Path(args.out) / name
-        wall, checks = measure(name, d, True, args.workers)
+        curve = name == "power-curve"
+        label = name if not curve or fractions == FRACTIONS else "power-curve-" + "-".join(f"{f:g}" for f in fractions)
+        d = Path(args.out) / label
+        wall, checks = measure(name, d, True, args.workers, fractions)
         trained, budget = steps_of(d)
         passed = sum(c["passed"] for c in checks.values())
-        if name == "power-curve":
+        if curve:
             print("\n".join(f"  {k}: {c['detail']}" for k, c in checks.items()))
             times = run_times(d)
             print(f"  {len(times)} runs, {sum(times) / 3600:.2f} h of one-thread training in all; in sweep order on 2 workers "
                   f"{list_schedule(times, 2) / 3600:.2f} h (from each run's own wall time)")
-        shown = "" if name == "power-curve" else f"checks {passed}/{len(checks)}, "
-        line = (f"{name:14s} full: {wall / 60:7.1f} min, {shown}"
+        shown = "" if curve else f"checks {passed}/{len(checks)}, "
+        line = (f"{label:14s} full: {wall / 60:7.1f} min, {shown}"
                 f"steps trained {trained:,} of {budget:,} ({trained / max(budget, 1):.0%})")
         if args.no_stop_too:
-            wall_ns, _ = measure(name, Path(args.out) / f"{name}-no-stop", False, args.workers)
+            wall_ns, _ = measure(name, Path(args.out) / f"{label}-no-stop", False, args.workers, fractions)
             line += f"; without early stop {wall_ns / 60:.1f} min: {wall_ns / wall:.2f}x"
         elif trained < budget:
             line += f"; without early stop ≈ {wall * budget / trained / 60:.1f} min (estimate, ≤ {budget / trained:.2f}x)"

@@ -70,3 +70,5 @@ def test_fullscale_power_curve_runs_the_sweep_and_reports_crossings(tmp_path, mo
     # the pool's schedule: each run to the first free worker, in order
     assert fs.list_schedule([3.0, 1.0, 1.0, 1.0], 2) == 3.0 and fs.list_schedule([1.0, 1.0, 3.0], 2) == 4.0
     assert fs.list_schedule(times, 1) == pytest.approx(sum(times))
+    _, part = fs.power_curve(tmp_path / "part", True, 1, [0.5])  # a curve measured in parts
+    assert list(part) == ["val 99% at fraction 0.5"] and len(fs.run_times(tmp_path / "part")) == 3
