@@ -3,7 +3,9 @@ interpretability" (arXiv 2301.05217).
 
 Paper's setup (`full`): a + b mod 113 with tokens (a, b, =), 30% of the 113² pairs for training; a
 one-layer transformer (d_model 128, 4 heads of 32, MLP 512, ReLU, learned positions, no LayerNorm,
-untied unembedding); full-batch AdamW, lr 1e-3, weight decay 1, β = (0.9, 0.98), 40 000 steps. The
+untied unembedding, biases on the MLP alone); full-batch AdamW, lr 1e-3, weight decay 1, β = (0.9, 0.98),
+warm-up min(step/10, 1) from lr 0, cross-entropy in float64 (their `cross_entropy_high_precision`), 40 000
+steps (`presets.nanda2023`, whose docstring lists the one deviation: the readout over the p answers). The
 progress measures are computed at every (log-spaced) checkpoint: restricted loss (logits with only the
 key frequencies kept), excluded loss (key frequencies removed, on the training set), the Gini coefficient
 of the embedding's norms in the Fourier basis, and the total sum of squared weights.
