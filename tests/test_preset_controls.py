@@ -99,6 +99,22 @@ def test_doshi_memorization_is_weight_decays_doing():
     assert not doshi2023.check_memorizes([_doshi(0.1, 0, 0.1, 0.1, clean=0.3)], hi)[0]
 
 
+def test_doshi_checks_read_the_clean_row_of_the_full_grid():
+    """Full scale sweeps ξ = 0 too, whose corrupted-label accuracies are NaN (there are none): measured
+    2026-12-07, the full preset failed both checks on that row alone while every ξ > 0 showed the effect."""
+    nan = float("nan")
+    hi = [_doshi(0.0, 10, nan, 1.0), _doshi(0.1, 10, 0.0, 1.0, true=1.0), _doshi(0.4, 10, 0.01, 1.0, true=0.99)]
+    lo = [_doshi(0.0, 0, nan, 1.0), _doshi(0.1, 0, 1.0, 0.87), _doshi(0.4, 0, 0.98, 0.95)]
+    assert doshi2023.check_inverts(hi)[0] and doshi2023.check_memorizes(lo, hi)[0]
+    assert "ξ=0: val 1.00 (no corrupted labels)" in doshi2023.check_inverts(hi)[1]
+    # the clean row must still generalize under weight decay, and alone it proves nothing
+    assert not doshi2023.check_inverts([_doshi(0.0, 10, nan, 0.5), *hi[1:]])[0]
+    assert not doshi2023.check_inverts(hi[:1])[0] and not doshi2023.check_memorizes(lo[:1], hi)[0]
+    # controls at ξ > 0 still fail as before
+    assert not doshi2023.check_inverts([*hi[:2], _doshi(0.4, 10, 0.45, 1.0)])[0]
+    assert not doshi2023.check_memorizes([*lo[:2], _doshi(0.4, 0, 0.5, 0.95)], hi)[0]
+
+
 def _pruning(memorized: bool = True, order: str = "low") -> list[dict]:
     rows = []
     for k in (0, 26, 77, 128, 154, 205, 256):

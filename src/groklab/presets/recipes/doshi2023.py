@@ -122,28 +122,42 @@ def recipe(ctx: Context) -> None:
 
 # --- checks: pure functions of the final accuracies and the pruning table (tests/test_preset_controls.py) -----
 
+def _corrupted(t: dict) -> float | None:
+    """A row's accuracy on its corrupted training labels; None at ξ = 0, which has none (logged as NaN)."""
+    v = t["train acc (corrupted labels)"]
+    return None if t["ξ"] == 0 or v is None or v != v else v
+
+
 def check_inverts(hi: list[dict]) -> tuple[bool, str]:
     """The paper's *full inversion* at the largest weight decay, at every ξ: validation ≥ 90% and at most 10% of
     the corrupted training labels still predicted (the network answers the true label instead: ≥ 90% of them
-    where `train acc (corrupted, true label)` is logged)."""
+    where `train acc (corrupted, true label)` is logged). At ξ = 0 (no corrupted labels) validation alone; at
+    least one row must have corrupted labels."""
     def ok(t: dict) -> bool:
         true = t.get("train acc (corrupted, true label)")
-        return (t["final val acc"] >= 0.9 and t["train acc (corrupted labels)"] <= 0.1
-                and (true is None or true != true or true >= 0.9))
-    detail = "; ".join(f"ξ={t['ξ']}: val {t['final val acc']:.2f}, corrupted labels predicted {t['train acc (corrupted labels)']:.2f}"
-                       + (f", their true labels {t['train acc (corrupted, true label)']:.2f}" if t.get("train acc (corrupted, true label)") is not None else "")
-                       for t in hi)
-    return bool(hi) and all(ok(t) for t in hi), detail or "no runs"
+        c = _corrupted(t)
+        return t["final val acc"] >= 0.9 and (t["ξ"] == 0 or (c is not None and c <= 0.1 and (true is None or true != true or true >= 0.9)))
+
+    def shown(t: dict) -> str:
+        if t["ξ"] == 0:
+            return f"ξ=0: val {t['final val acc']:.2f} (no corrupted labels)"
+        true = t.get("train acc (corrupted, true label)")
+        return (f"ξ={t['ξ']}: val {t['final val acc']:.2f}, corrupted labels predicted {t['train acc (corrupted labels)']:.2f}"
+                + (f", their true labels {true:.2f}" if true is not None else ""))
+    detail = "; ".join(shown(t) for t in hi)
+    return any(_corrupted(t) is not None for t in hi) and all(ok(t) for t in hi), detail or "no runs"
 
 
 def check_memorizes(lo: list[dict], hi: list[dict]) -> tuple[bool, str]:
     """Without weight decay the network fits the clean labels and memorizes ≥ 90% of the corrupted ones
     (coexistence or memorization, never inversion), while at the same ξ the largest weight decay keeps at most
-    half as many: it is weight decay, not the data, that decides whether they are memorized."""
+    half as many: it is weight decay, not the data, that decides whether they are memorized. Rows at ξ = 0 have
+    nothing to memorize and are left out; at least one row must remain."""
     big = {t["ξ"]: t for t in hi}
+    lo = [t for t in lo if t["ξ"] != 0]
     ok = bool(lo) and all(
-        t["train acc (clean labels)"] >= 0.9 and t["train acc (corrupted labels)"] >= 0.9 and t["ξ"] in big
-        and big[t["ξ"]]["train acc (corrupted labels)"] <= 0.5 * t["train acc (corrupted labels)"] for t in lo)
+        t["train acc (clean labels)"] >= 0.9 and (_corrupted(t) or 0.0) >= 0.9 and t["ξ"] in big
+        and _corrupted(big[t["ξ"]]) is not None and _corrupted(big[t["ξ"]]) <= 0.5 * _corrupted(t) for t in lo)
     detail = "; ".join(f"ξ={t['ξ']}: corrupted labels memorized {t['train acc (corrupted labels)']:.2f} without weight decay"
                        + (f", {big[t['ξ']]['train acc (corrupted labels)']:.2f} with {big[t['ξ']]['weight decay']:g}" if t["ξ"] in big else "")
                        + f" (clean {t['train acc (clean labels)']:.2f}, val {t['final val acc']:.2f})" for t in lo)
