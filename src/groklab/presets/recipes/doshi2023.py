@@ -73,7 +73,7 @@ def recipe(ctx: Context) -> None:
         clean, corr, val = r.get("final.train_clean_acc", r["final.train_acc"]), r.get("final.train_corrupted_acc", 0.0), r["final.val_acc"]
         ph = phase(clean, corr if corr == corr else 0.0, val)
         phases[(xi, wd)] = ph
-        cells[(xi, wd)] = f"val {val:.0%}\ncorr {corr:.0%}"
+        cells[(xi, wd)] = f"val {val:.0%}\ncorr {corr:.0%}" if corr == corr else f"val {val:.0%}\n(ξ = 0)"
         true = r.get("final.train_corrupted_true_acc")
         table.append({"ξ": xi, "weight decay": wd, "phase": ph, "final train acc": r["final.train_acc"], "train acc (clean labels)": clean,
                       "train acc (corrupted labels)": corr, "train acc (corrupted, true label)": true, "final val acc": val,
