@@ -33,8 +33,9 @@ The one run of this recipe takes the thread count `run()` chooses (two on an idl
 model, one for quick's), not the one thread the sweep recipes use per run.
 
 Wall time (the report gives this run's; README's full-scale table has the measured one): quick a few minutes
-on 2 CPU cores; full about 18 full-batch steps/s on 2 idle cores (`python benchmarks/throughput.py`), so the
-early-stopped run of about 23 000 steps takes about 25 minutes, the paper's 40 000 about 40.
+on 2 CPU cores; full 16.8 minutes on 2 idle cores (measured 2026-12-07, `taskset -c 0,1 python
+benchmarks/fullscale.py nanda2023`: stopped at step 19 813, about 20 full-batch steps/s), the paper's 40 000
+steps about 34.
 """
 
 from __future__ import annotations
