@@ -40,8 +40,12 @@ def steps_of(preset_dir: Path) -> tuple[int, int]:
     return trained, budget
 
 
-def run_times(sweep_dir: Path) -> list[float]:
-    """Each finished run's own training wall time (summary.json's wall_time_s), in the sweep's order."""
+def run_times(sweep_dir: Path, at_crossing: bool = False) -> list[float]:
+    """Each finished run's own training wall time (summary.json's wall_time_s), in the sweep's order. With
+    `at_crossing`, the part of it up to the run's first validation 99% crossing (the time scaled by crossing
+    step / steps trained; the whole time where it never crossed): what the run costs when it stops at the
+    first crossing instead of once 99% has held for the patience (oscillating runs postpone that by
+    thousands of steps, or to the budget)."""
     from groklab.sweep.layout import SweepDir
 
     sd = SweepDir(sweep_dir)
@@ -49,7 +53,11 @@ def run_times(sweep_dir: Path) -> list[float]:
     for rid, *_ in sd.read_spec().points():
         f = sd.run_dir(rid) / "summary.json"
         if f.is_file():
-            times.append(float(json.loads(f.read_text())["wall_time_s"]))
+            s = json.loads(f.read_text())
+            t = float(s["wall_time_s"])
+            trained = s.get("stopped_step") or s["steps"]
+            cross = s.get("val_acc_99_step")
+            times.append(t * min(1.0, cross / trained) if at_crossing and cross is not None else t)
     return times
 
 
@@ -118,9 +126,10 @@ def main() -> None:
         passed = sum(c["passed"] for c in checks.values())
         if curve:
             print("\n".join(f"  {k}: {c['detail']}" for k, c in checks.items()))
-            times = run_times(d)
+            times, first = run_times(d), run_times(d, at_crossing=True)
             print(f"  {len(times)} runs, {sum(times) / 3600:.2f} h of one-thread training in all; in sweep order on 2 workers "
-                  f"{list_schedule(times, 2) / 3600:.2f} h (from each run's own wall time)")
+                  f"{list_schedule(times, 2) / 3600:.2f} h (from each run's own wall time); stopping at each run's first "
+                  f"crossing instead: {sum(first) / 3600:.2f} h in all, {list_schedule(first, 2) / 3600:.2f} h on 2 workers (estimate)")
         shown = "" if curve else f"checks {passed}/{len(checks)}, "
         line = (f"{label:14s} full: {wall / 60:7.1f} min, {shown}"
                 f"steps trained {trained:,} of {budget:,} ({trained / max(budget, 1):.0%})")

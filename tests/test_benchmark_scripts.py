@@ -70,5 +70,13 @@ def test_fullscale_power_curve_runs_the_sweep_and_reports_crossings(tmp_path, mo
     # the pool's schedule: each run to the first free worker, in order
     assert fs.list_schedule([3.0, 1.0, 1.0, 1.0], 2) == 3.0 and fs.list_schedule([1.0, 1.0, 3.0], 2) == 4.0
     assert fs.list_schedule(times, 1) == pytest.approx(sum(times))
+    # stopping at the first crossing: a run that crossed at step 5 of 20 trained costs a quarter of its time
+    walls = []
+    for i, f in enumerate(sorted((tmp_path / "pc").glob("runs/*/summary.json"))):
+        s = json.loads(f.read_text())
+        f.write_text(json.dumps({**s, "val_acc_99_step": 5 if i == 0 else None, "stopped_step": None}))
+        walls.append(s["wall_time_s"])
+    first = fs.run_times(tmp_path / "pc", at_crossing=True)
+    assert sum(first) == pytest.approx(sum(times) - 0.75 * walls[0]) and min(first) > 0
     _, part = fs.power_curve(tmp_path / "part", True, 1, [0.5])  # a curve measured in parts
     assert list(part) == ["val 99% at fraction 0.5"] and len(fs.run_times(tmp_path / "part")) == 3
