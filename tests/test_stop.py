@@ -69,6 +69,23 @@ def test_patience_counts_steps_and_restarts_when_the_condition_breaks():
     assert r.stopped_step == 22 and "step 22" in r.message()
 
 
+def test_patience_from_first_keeps_counting_through_dips():
+    """train.stop_patience_from_first: the same evaluations as above stop at 15, not 22; a dip at the due step
+    postpones the stop to the next evaluation that meets the condition."""
+    r = StopRule(parse_condition("val_acc>=0.99"), patience=10, from_first=True)
+    assert r.update(5, row(0.995)) is None and r.due_step() == 15
+    assert r.update(8, row(0.9)) is None and r.due_step() is None  # not met now: nothing to evaluate early for
+    assert r.update(12, row(1.0)) is None and r.due_step() == 15
+    assert r.update(15, row(1.0)) == "condition" and r.stopped_step == 15
+    r = StopRule(parse_condition("val_acc>=0.99"), patience=10, from_first=True)
+    r.update(5, row(1.0))
+    assert r.update(15, row(0.5)) is None and r.update(16, row(0.5)) is None
+    assert r.update(17, row(1.0)) == "condition"
+    assert RunConfig().replace(**{"train.stop_patience_from_first": True}).train.stop_patience_from_first
+    s = StopRule.from_config(RunConfig().replace(**{"train.stop_when": "val_acc>=0.99", "train.stop_patience_from_first": True}).train)
+    assert s.from_first
+
+
 def test_zero_patience_stops_at_the_first_evaluation_that_meets_it():
     r = StopRule(parse_condition("train_loss<0.01"))
     assert r.update(0, row(0.0, loss=1.0)) is None
@@ -102,6 +119,17 @@ def test_state_round_trip():
     s = StopRule(parse_condition("val_acc>=0.99"), patience=10)
     s.load_state(json.loads(json.dumps(r.state())))
     assert s.due_step() == 15 and s.update(15, row(1.0)) == "condition"
+    # from_first across a resume, in a dip: the count is kept, and no early evaluation is due
+    r = StopRule(parse_condition("val_acc>=0.99"), patience=10, from_first=True)
+    r.update(5, row(1.0))
+    r.update(8, row(0.5))
+    s = StopRule(parse_condition("val_acc>=0.99"), patience=10, from_first=True)
+    s.load_state(json.loads(json.dumps(r.state())))
+    assert s.due_step() is None and s.update(16, row(1.0)) == "condition"
+    # a state saved before `holding` existed: `since` set meant holding
+    old = StopRule(parse_condition("val_acc>=0.99"), patience=10)
+    old.load_state({"since": 5, "reason": None, "stopped_step": None})
+    assert old.due_step() == 15
 
 
 # --- real runs (integration) -----------------------------------------------------------------------------

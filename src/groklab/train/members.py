@@ -59,7 +59,7 @@ BATCH_SEED_OFFSET = 1_000_003  # run()'s minibatch generator: torch.Generator().
 _TRAIN_FIELDS = {
     "steps", "batch_size", "loss", "dtype", "device", "seed", "eval_points", "eval_every", "checkpoint_points",
     "resume_every_s", "eval_batch_size", "threads", "stop_when", "stop_patience", "loss_reduction",
-    "loss_dtype",
+    "loss_dtype", "stop_patience_from_first",
 }
 # reg.* fields whose interventions (gradient filters and projections, noise, the norm constraint) a member
 # runs exactly as run() does, on its own module; any other (e.g. a data intervention) trains per run.

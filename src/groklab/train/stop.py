@@ -6,7 +6,9 @@ evaluated as code. `train.stop_patience` is how many more steps the condition mu
 evaluation, before the run stops, so the curves still show the plateau: the condition first holds at step s,
 the run stops at the first evaluation at or after s + patience (the loop evaluates that step even when the
 log-spaced schedule does not) — unless an evaluation in between breaks the condition, which starts the count
-again. A training loss that is NaN or ±inf stops the run at once, as "diverged".
+again (with `train.stop_patience_from_first` it does not: the count runs from the first evaluation that met
+the condition, and the run stops at the first evaluation at or after s + patience that meets it). A training
+loss that is NaN or ±inf stops the run at once, as "diverged".
 
 The condition itself (`Condition`, `parse_condition`) is in groklab/conditions.py, where the config validates it.
 """
@@ -36,12 +38,15 @@ class StopRule:
     `state()` / `load_state()` carry the patience count across a resume.
     """
 
-    def __init__(self, condition: Condition | None = None, patience: int = 0) -> None:
+    def __init__(self, condition: Condition | None = None, patience: int = 0, from_first: bool = False) -> None:
         if patience < 0:
             raise ConfigError(f"train.stop_patience={patience} must be at least 0")
         self.condition = condition
         self.patience = int(patience)
-        self.since: int | None = None  # first step of the current unbroken run of evaluations meeting the condition
+        self.from_first = bool(from_first)
+        # first step of the current unbroken run of evaluations meeting the condition (from_first: of the first one)
+        self.since: int | None = None
+        self.holding = False  # whether the last evaluation met the condition
         self.reason: str | None = None
         self.stopped_step: int | None = None
         self._checked_names = False
@@ -50,7 +55,7 @@ class StopRule:
     def from_config(cls, train_config: Any) -> "StopRule":
         text = getattr(train_config, "stop_when", None)
         cond = None if text is None else parse_condition(text)
-        return cls(cond, getattr(train_config, "stop_patience", 0))
+        return cls(cond, getattr(train_config, "stop_patience", 0), getattr(train_config, "stop_patience_from_first", False))
 
     # --- decisions -------------------------------------------------------------------------------------
     def update(self, step: int, row: dict[str, Any]) -> str | None:
@@ -64,12 +69,13 @@ class StopRule:
             return None
         if not self._checked_names:
             self.check_names(row)
-        if self.condition.holds(row):
+        self.holding = self.condition.holds(row)
+        if self.holding:
             if self.since is None:
                 self.since = step
             if step >= self.since + self.patience:
                 return self._stop("condition", step)
-        else:
+        elif not self.from_first:
             self.since = None
         return None
 
@@ -90,7 +96,7 @@ class StopRule:
 
     def due_step(self) -> int | None:
         """The step the condition would stop the run at if it keeps holding (None when it does not hold now)."""
-        if self.reason is not None or self.since is None:
+        if self.reason is not None or self.since is None or not self.holding:
             return None
         return self.since + self.patience
 
@@ -100,11 +106,13 @@ class StopRule:
 
     # --- resume ----------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {"since": self.since, "reason": self.reason, "stopped_step": self.stopped_step}
+        return {"since": self.since, "holding": self.holding, "reason": self.reason, "stopped_step": self.stopped_step}
 
     def load_state(self, d: dict[str, Any] | None) -> None:
         d = d or {}
         self.since = d.get("since")
+        # states saved before `holding` existed: `since` was reset at every break, so it stood for holding
+        self.holding = d.get("holding", self.since is not None)
         self.reason = d.get("reason")
         self.stopped_step = d.get("stopped_step")
 

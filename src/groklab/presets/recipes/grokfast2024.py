@@ -73,7 +73,7 @@ def base_config(ctx: Context):
         return cfg.replace(**{"optim.name": "adam", "optim.weight_decay": 0.0, "train.batch_size": 512, "model.init_overrides": MHA_INIT,
                               "model.norm_position": "pre", "model.pos_embed": "learned", "model.transformer_bias": "all",
                               "train.eval_points": 200, "train.checkpoint_points": 10,
-                              "train.stop_when": "val_acc>=0.99", "train.stop_patience": 5000})
+                              "train.stop_when": "val_acc>=0.99", "train.stop_patience": 5000, "train.stop_patience_from_first": True})
     p, width, steps = ctx.pick(quick=(47, 128, 4000), smoke=(11, 16, 40))
     cfg = presets.demo(out=None, steps=steps)
     return cfg.replace(**{"task.op": "x*y", "task.p": p, "model.width": width, "train.loss": "mse", "optim.name": "adam",
