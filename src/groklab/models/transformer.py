@@ -261,7 +261,6 @@ class Transformer(nn.Module):
         else:
             self.W_pos = nn.Parameter(torch.empty(self.n_ctx, d_model))
         post = norm_position == "post"
-        bias = {True: "all", False: "none"}.get(bias, bias)
         if bias not in ("all", "mlp", "none"):
             raise ValueError(f"bias={bias!r} is not allowed; choose one of: all, mlp, none")
         self.blocks = nn.ModuleList(Block(d_model, n_heads, d_mlp, layernorm, dropout, act, post, bias) for _ in range(n_layers))
