@@ -41,21 +41,23 @@ def layer_norm(x: torch.Tensor, w: dict[str, torch.Tensor], name: str) -> torch.
 
 def transformer_forward(w: dict[str, torch.Tensor], cfg: dict, pairs: torch.Tensor) -> torch.Tensor:
     """Decoder-only, causal; logits read at the last token (`=`). LayerNorm before each sublayer and a final
-    one (model.norm_position "pre", the default), or after each residual sum and no final one ("post"). Fixed
-    sinusoidal positions are saved in the file as W_pos like learned ones; without biases
-    (model.transformer_bias none, or mlp for the attention's and unembedding's) the b_* keys are absent and count as zero."""
+    one (model.norm_position "pre", the default), or after each residual sum and no final one ("post"), or
+    "pre_replace": the stream replaced by its first norm before attention, then as "pre". Fixed sinusoidal
+    positions are saved in the file as W_pos like learned ones; without biases (model.transformer_bias none,
+    mlp, attn_mlp) the missing b_* keys are absent and count as zero."""
     m = w["W_E"].shape[0] - 2  # vocabulary: elements 0..m-1, then `op` = m, `=` = m+1
     x, y = pairs[:, :1], pairs[:, 1:]
     op, eq = torch.full_like(x, m), torch.full_like(x, m + 1)
     tokens = torch.cat([x, op, y, eq] if cfg["model"]["op_token"] else [x, y, eq], dim=1)  # (B, T)
     act = ACTS[cfg["model"]["act"]]
-    post = cfg["model"].get("norm_position", "pre") == "post"
+    norm = cfg["model"].get("norm_position", "pre")
+    post, replace = norm == "post", norm == "pre_replace"
 
     def b(name: str) -> torch.Tensor | float:
         return w.get(name, 0.0)
 
-    def before(h, name):  # a sublayer's input
-        return h if post else layer_norm(h, w, name)
+    def before(h, name):  # a sublayer's input (pre_replace's attention reads the stream it already normalized)
+        return h if post or (replace and name.endswith("ln1")) else layer_norm(h, w, name)
 
     def after(h, name):  # the residual stream after a sublayer's sum
         return layer_norm(h, w, name) if post else h
@@ -65,6 +67,8 @@ def transformer_forward(w: dict[str, torch.Tensor], cfg: dict, pairs: torch.Tens
     causal = torch.ones(T, T, dtype=torch.bool).tril()
     for i in range(cfg["model"]["n_layers"]):
         p = f"blocks.{i}"
+        if replace:
+            h = layer_norm(h, w, f"{p}.ln1")
         a = before(h, f"{p}.ln1")
         # W_Q, W_K, W_V: (heads, d, d_head); b_*: (heads, d_head)
         q, k, v = (torch.einsum("btd,hde->bhte", a, w[f"{p}.attn.W_{n}"]) + (w[f"{p}.attn.b_{n}"][:, None] if f"{p}.attn.b_{n}" in w else 0.0)

@@ -184,8 +184,9 @@ def test_presets_use_the_authors_init():
         par = parity2022.base_config(ctx).model
         assert par.init_dist == "torch" and par.init_overrides == ["b_out=0"]  # Merrill et al.'s FF1: no output bias
     gf = grokfast2024.base_config(Context(Path("unused"), "full", lambda s: None)).model
-    want = {"W_Q": 1 / 16, "W_K": 1 / 16, "W_V": 1 / 16, "b_Q": 0.0, "b_K": 0.0, "b_V": 0.0, "b_O": 0.0, "b_U": 0.0}
+    want = {"W_Q": 1 / 16, "W_K": 1 / 16, "W_V": 1 / 16, "b_Q": 0.0, "b_K": 0.0, "b_V": 0.0, "b_O": 0.0}  # no b_U: their head has none
     assert gf.init_dist == "torch" and parse_init_overrides(gf.init_overrides) == pytest.approx(want)
+    assert (gf.norm_position, gf.transformer_bias, gf.act) == ("pre_replace", "attn_mlp", "gelu")
 
 
 @pytest.mark.parametrize("value", ["xavier", "Torch", ""])

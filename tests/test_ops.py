@@ -52,6 +52,23 @@ def test_modular_tables_match_brute_force(op, p):
             assert c == expected, (op, a, b, c, expected)
 
 
+@pytest.mark.parametrize("op", ["x*y", "x+y", "x/y"])
+def test_nonzero_y_leaves_out_y_zero_and_nothing_else(op):
+    """task.nonzero_y (danielmamay/grokking's and ironjr/grokfast's tables): the rows with y = 0 go, the rest are
+    the full table's, in the same order; the sizes the config promises are the table's."""
+    full = full_table(TaskConfig(op=op, p=13))
+    cfg = TaskConfig(op=op, p=13, nonzero_y=True, train_frac=0.5)
+    x, y, z = full_table(cfg)
+    keep = full[1] != 0
+    assert all((a == b[keep]).all() for a, b in zip((x, y, z), full))
+    assert len(x) == cfg.n_equations == 13 * 12 and cfg.n_train == 78
+
+
+def test_nonzero_y_is_for_modular_tables_only():
+    with pytest.raises(ConfigError, match=r"task.nonzero_y=True: only task.group='modular' has a y = 0 to leave out; use False"):
+        TaskConfig(group="permutation", op="x*y", nonzero_y=True)
+
+
 def test_division_is_not_integer_division():
     x, y, z = full_table(TaskConfig(op="x/y", p=97))
     table = {(a, b): c for a, b, c in zip(x.tolist(), y.tolist(), z.tolist())}

@@ -106,6 +106,9 @@ class TaskConfig:
     """The modulus (a prime for operations with division); the numbers 0..p-1 of `integer`."""
     n: int = 5
     """n of S_n for permutation tasks."""
+    nonzero_y: bool = False
+    """modular: leave the equations with y = 0 out of the table for every operation, p·(p − 1) equations, as
+    danielmamay/grokking and ironjr/grokfast build their data (the operations that divide by y always do)."""
     train_frac: float = 0.5
     """Fraction of the whole table (or of a custom file's x, y) used for training, in (0, 1); the rest is validation."""
     corrupt_frac: float = 0.0
@@ -186,6 +189,8 @@ class TaskConfig:
         _check(0.0 < self.train_frac < 1.0, f"task.train_frac={self.train_frac} must be in the open interval (0, 1)")
         _check(0.0 <= self.corrupt_frac < 1.0, f"task.corrupt_frac={self.corrupt_frac} must be in [0, 1)")
         _choice("task.labels", self.labels, ("auto", "sign", "class", "real"))
+        _check(not self.nonzero_y or self.group == "modular",
+               f"task.nonzero_y={self.nonzero_y}: only task.group='modular' has a y = 0 to leave out; use False")
         if self.group not in GROUPS:
             self._check_other_group()
             return
@@ -257,7 +262,7 @@ class TaskConfig:
         m = self.n_elements
         if self.group == "integer":
             return m * (m + 1) // 2  # unordered pairs x <= y
-        return m * (m - 1) if ops_for(self.group)[self.op].nonzero_y else m * m
+        return m * (m - 1) if self.nonzero_y or ops_for(self.group)[self.op].nonzero_y else m * m
 
     @property
     def n_train(self) -> int | None:
@@ -315,15 +320,18 @@ class ModelConfig:
     n_heads: int = 4
     d_mlp: int = 512
     layernorm: bool = True
-    norm_position: Literal["pre", "post"] = "pre"
+    norm_position: Literal["pre", "post", "pre_replace"] = "pre"
     """Transformer: `pre` normalizes each sublayer's input, x + f(LN(x)), with a final LayerNorm before W_U
     (TransformerLens's layout); `post` normalizes after each residual sum, LN(x + f(x)), with no final one
-    (openai/grok, the code of Power et al.). Only with `layernorm`."""
+    (openai/grok, the code of Power et al.); `pre_replace` replaces the stream by its first norm before
+    attention, x ← LN₁(x), x ← x + attn(x), then x ← x + mlp(LN₂(x)), with a final LayerNorm
+    (danielmamay/grokking's blocks, and ironjr/grokfast's adapted from them). Only with `layernorm`."""
     pos_embed: Literal["learned", "sinusoidal"] = "learned"
     """Transformer positions: a learned `W_pos`, or the fixed sinusoids of openai/grok (a buffer, not trained)."""
-    transformer_bias: Literal["all", "mlp", "none"] = "all"
+    transformer_bias: Literal["all", "attn_mlp", "mlp", "none"] = "all"
     """Transformer biases: `all` on every linear map (b_Q, b_K, b_V, b_O, b_in, b_out, b_U, as TransformerLens);
-    `mlp` on the MLP sublayers' b_in and b_out alone (Nanda et al.'s code: attention and unembedding have
+    `attn_mlp` on every one but the readout's b_U (danielmamay/grokking, ironjr/grokfast: nn.MultiheadAttention
+    and nn.Linear layers, a bias-free head); `mlp` on the MLP sublayers' b_in and b_out alone (Nanda et al.'s code: attention and unembedding have
     none); `none` (openai/grok, the code of Power et al.). A role without a bias is a zero buffer, not a
     parameter. Configs saved with true/false read as all/none. The MLPs' biases are `bias`."""
     op_token: bool = True
@@ -347,11 +355,11 @@ class ModelConfig:
         _choice("model.input", self.input, ("onehot", "embed"))
         _choice("model.act", self.act, ("relu", "gelu", "quadratic", "tanh"))
         _choice("model.init_dist", self.init_dist, ("normal", "torch"))
-        _choice("model.norm_position", self.norm_position, ("pre", "post"))
+        _choice("model.norm_position", self.norm_position, ("pre", "post", "pre_replace"))
         _choice("model.pos_embed", self.pos_embed, ("learned", "sinusoidal"))
         # true/false: how configs saved before the MLP-only choice existed spell all/none
         self.transformer_bias = {True: "all", False: "none"}.get(self.transformer_bias, self.transformer_bias)
-        _choice("model.transformer_bias", self.transformer_bias, ("all", "mlp", "none"))
+        _choice("model.transformer_bias", self.transformer_bias, ("all", "attn_mlp", "mlp", "none"))
         _check(self.layernorm or self.norm_position == "pre",
                f"model.norm_position={self.norm_position!r} needs model.layernorm=True (there is no norm to place without it)")
         _check(self.init_scale > 0, f"model.init_scale={self.init_scale} must be positive")

@@ -52,9 +52,10 @@ def _check_exportable(model: nn.Module) -> None:
         raise ConfigError(
             f"only model.arch='transformer' has a TransformerLens counterpart; this model is a {type(model).__name__}"
         )
-    if model.blocks and model.blocks[0].post_norm:
-        raise ConfigError("model.norm_position='post' has no TransformerLens counterpart (its blocks normalize each "
-                          "sublayer's input); export supports model.norm_position='pre'")
+    if model.blocks and (model.blocks[0].post_norm or model.blocks[0].replace):
+        name = "post" if model.blocks[0].post_norm else "pre_replace"
+        raise ConfigError(f"model.norm_position={name!r} has no TransformerLens counterpart (its blocks normalize each "
+                          "sublayer's input and add to the stream itself); export supports model.norm_position='pre'")
     act = model.blocks[0].mlp.act
     if act not in _ACT_NAMES:
         raise ConfigError(
@@ -93,7 +94,7 @@ def tl_state_dict(model: Transformer) -> dict[str, torch.Tensor]:
     _check_exportable(model)
     moved = {"W_E": "embed.W_E", "W_pos": "pos_embed.W_pos", "W_U": "unembed.W_U", "b_U": "unembed.b_U"}
     state = dict(model.state_dict())
-    # model.transformer_bias none or mlp: the missing biases are zero buffers outside the state dict; TransformerLens has them
+    # model.transformer_bias attn_mlp, mlp or none: the missing biases are zero buffers outside the state dict; TransformerLens has them
     state.update({k: v for k, v in model.named_buffers() if k not in state})
     return {moved.get(k, k): v.detach().clone() for k, v in state.items()}
 

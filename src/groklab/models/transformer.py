@@ -5,7 +5,10 @@ tokens (x, y, =). By default LayerNorm comes before each sublayer with a final o
 TransformerLens), positions are learned, and every linear map has a bias; the authors' code of Power et al.
 (openai/grok) normalizes after each residual sum and has no final norm (`norm_position='post'`), adds fixed
 sinusoids for positions (`pos_embed='sinusoidal'`) and has no biases (`bias='none'`; Nanda et al.'s code has
-them on the MLP sublayers alone, `bias='mlp'`; a role without a bias is a zero buffer, not a parameter).
+them on the MLP sublayers alone, `bias='mlp'`, danielmamay/grokking's and ironjr/grokfast's everywhere but the
+readout, `bias='attn_mlp'`; a role without a bias is a zero buffer, not a parameter). danielmamay/grokking's
+blocks (and ironjr/grokfast's, adapted from them) replace the stream by its first norm before attention,
+x ← LN₁(x), x ← x + attn(x), x ← x + mlp(LN₂(x)), with a final norm (`norm_position='pre_replace'`).
 Weights carry TransformerLens role names and shapes (`W_E` (vocab, d), `W_Q` (heads, d, d_head), `W_O`
 (heads, d_head, d), `W_in` (d, d_mlp), `W_out` (d_mlp, d), `W_U` (d, classes)), so analyses and the
 TransformerLens export read them as they are. Activations are reachable through `HookPoint`s.
@@ -166,15 +169,16 @@ class MLPBlock(nn.Module):
 
 
 class Block(nn.Module):
-    """One attention and one MLP sublayer, each added to the residual stream. Pre-LN (default): x + f(ln(x));
-    post-LN (`post_norm`, openai/grok's): ln(x + f(x))."""
+    """One attention and one MLP sublayer, each added to the residual stream. Pre-LN (`norm='pre'`, default):
+    x + f(ln(x)); post-LN (`'post'`, openai/grok's): ln(x + f(x)); `'pre_replace'` (danielmamay/grokking's):
+    the stream is replaced by ln1(x) before the attention sublayer, which then adds to it, and the MLP is pre-LN."""
 
     def __init__(self, d_model: int, n_heads: int, d_mlp: int, layernorm: bool, dropout: float, act: str,
-                 post_norm: bool = False, bias: str = "all"):
+                 norm: str = "pre", bias: str = "all"):
         super().__init__()
-        self.post_norm = post_norm
+        self.post_norm, self.replace = norm == "post", norm == "pre_replace"
         self.ln1 = LayerNorm(d_model) if layernorm else nn.Identity()
-        self.attn = Attention(d_model, n_heads, dropout, bias == "all")
+        self.attn = Attention(d_model, n_heads, dropout, bias in ("all", "attn_mlp"))
         self.ln2 = LayerNorm(d_model) if layernorm else nn.Identity()
         self.mlp = MLPBlock(d_model, d_mlp, act, bias != "none")
         self.drop = nn.Dropout(dropout)
@@ -182,9 +186,14 @@ class Block(nn.Module):
         self.hook_attn_out = HookPoint()
         self.hook_mlp_out = HookPoint()
 
+    def enter(self, x: torch.Tensor) -> torch.Tensor:
+        """The stream the attention sublayer reads and adds to: ln1(x) with `pre_replace`, x itself otherwise."""
+        return self.ln1(x) if self.replace else x
+
     def inp(self, ln: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """A sublayer's input: ln(x) before the sublayer (pre-LN), x itself (post-LN)."""
-        return x if self.post_norm else ln(x)
+        """A sublayer's input: ln(x) before the sublayer (pre-LN), x itself (post-LN, and `pre_replace`'s
+        attention, whose stream `enter` has normalized already)."""
+        return x if self.post_norm or (self.replace and ln is self.ln1) else ln(x)
 
     def out(self, ln: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """The residual stream after a sublayer's sum: ln(x) (post-LN), x itself (pre-LN)."""
@@ -192,7 +201,7 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, last_only: bool = False, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, d) -> (B, T, d), or (B, 1, d) at the answer position alone with `last_only`."""
-        x = self.hook_resid_pre(x)
+        x = self.enter(self.hook_resid_pre(x))
         attn = self.hook_attn_out(self.attn(self.inp(self.ln1, x), last_only, key_mask))
         x = self.out(self.ln1, (x[:, -1:] if last_only else x) + self.drop(attn))
         return self.out(self.ln2, x + self.drop(self.hook_mlp_out(self.mlp(self.inp(self.ln2, x)))))
@@ -211,6 +220,7 @@ class Block(nn.Module):
         With `last`, only the answer position of `rest` (B, 1, d) and no prefix (nothing reads it after the
         last block)."""
         a, ln1, ln2 = self.attn, self.ln1, self.ln2
+        prefix, rest = self.enter(prefix), self.enter(rest)  # row-wise, so the y table may enter before its gather
         P = prefix.shape[1]
         qkv_p = a.project(self.inp(ln1, prefix))  # (m, P, 3, H, dh)
         qkv_r = a.project(self.inp(ln1, rest))  # (B, S, 3, H, dh), or (m, S, 3, H, dh) over y
@@ -261,9 +271,11 @@ class Transformer(nn.Module):
         else:
             self.W_pos = nn.Parameter(torch.empty(self.n_ctx, d_model))
         post = norm_position == "post"
-        if bias not in ("all", "mlp", "none"):
-            raise ValueError(f"bias={bias!r} is not allowed; choose one of: all, mlp, none")
-        self.blocks = nn.ModuleList(Block(d_model, n_heads, d_mlp, layernorm, dropout, act, post, bias) for _ in range(n_layers))
+        if bias not in ("all", "attn_mlp", "mlp", "none"):
+            raise ValueError(f"bias={bias!r} is not allowed; choose one of: all, attn_mlp, mlp, none")
+        if norm_position not in ("pre", "post", "pre_replace"):
+            raise ValueError(f"norm_position={norm_position!r} is not allowed; choose one of: pre, post, pre_replace")
+        self.blocks = nn.ModuleList(Block(d_model, n_heads, d_mlp, layernorm, dropout, act, norm_position, bias) for _ in range(n_layers))
         # post-LN: every block already ends in a norm, and openai/grok reads the last one out directly
         self.ln_final = LayerNorm(d_model) if layernorm and not post else nn.Identity()
         self.W_U = nn.Parameter(torch.empty(d_model, n_classes))

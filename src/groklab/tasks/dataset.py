@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # config imports the operation registry from tasks; avoid the
 def full_table(cfg: TaskConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(x, y, z) of every equation of the task's table, int64 arrays of shape (N,)."""
     if cfg.group == "modular":
-        return modular_table(cfg.op, cfg.p)
+        return modular_table(cfg.op, cfg.p, cfg.nonzero_y)
     if cfg.group == "integer":
         return integer_table(cfg.op, cfg.p)
     return permutation_table(cfg.op, cfg.n)

@@ -60,10 +60,11 @@ def integer_table(op: str, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x, y, x + y
 
 
-def modular_table(op: str, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All equations x op y = z mod p. Returns (x, y, z), each int64 of shape (N,), in row-major (x, y) order."""
+def modular_table(op: str, p: int, nonzero_y: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All equations x op y = z mod p (without y = 0 where the operation divides by y, or with `nonzero_y`).
+    Returns (x, y, z), each int64 of shape (N,), in row-major (x, y) order."""
     fn = _MODULAR[op]
-    ys = np.arange(1 if MODULAR_OPS[op].nonzero_y else 0, p, dtype=np.int64)
+    ys = np.arange(1 if nonzero_y or MODULAR_OPS[op].nonzero_y else 0, p, dtype=np.int64)
     xs = np.arange(p, dtype=np.int64)
     x, y = np.meshgrid(xs, ys, indexing="ij")
     x, y = x.reshape(-1), y.reshape(-1)

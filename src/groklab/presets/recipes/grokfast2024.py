@@ -1,16 +1,19 @@
 """Lee, Kang, Kim & Lee 2024, "Grokfast: accelerated grokking by amplifying slow gradients" (arXiv 2405.20233).
 
-Initialization: in `full`, as the authors' code (ironjr/grokfast, main.py, whose transformer is adapted
-from danielmamay/grokking's grokking/model.py), which sets none of its own and so draws PyTorch's defaults:
-`model.init_dist='torch'` with `MHA_INIT`. Token and position embeddings N(0, 1) (nn.Embedding);
-nn.MultiheadAttention's stacked query/key/value projection xavier_uniform, U(±√(6/(4·128))), its biases and
-its output projection's bias zero, the output projection U(±1/√128); the MLP's nn.Linear weights and biases
-U(±1/√fan_in); LayerNorm 1 and 0; the readout U(±1/√128) without bias (here a bias exists, zero at the start,
-and trains). What still differs from their model (the architecture): GELU in the MLP where the preset keeps
-Power's ReLU; each block's attention residual adds to the normalized stream (x ← LN(x) + attn(LN(x))) where
-here it adds to the stream itself; the readout covers all p + 2 tokens, here the p answers; their equations
-leave out y = 0 (97·96, here 97²). `quick` runs the one-hot MLP, not the authors' model, and keeps groklab's
-default draw (weights N(0, 1/fan_in), no biases).
+Model and data in `full`, as the authors' code (ironjr/grokfast, main.py, whose transformer is adapted
+from danielmamay/grokking's grokking/model.py): learned positions; each block replaces the stream by its first
+LayerNorm before attention and adds the attention to that, x ← LN₁(x), x ← x + attn(x), then x ← x +
+mlp(LN₂(x)) with a GELU MLP, and a final LayerNorm (`model.norm_position='pre_replace'`, `model.act='gelu'`);
+biases on attention and MLP, none on the readout (`model.transformer_bias='attn_mlp'`); the equations leave
+out y = 0, 97·96 of them (`task.nonzero_y`), half for training. Initialization: theirs sets none of its own
+and so draws PyTorch's defaults: `model.init_dist='torch'` with `MHA_INIT`. Token and position embeddings
+N(0, 1) (nn.Embedding); nn.MultiheadAttention's stacked query/key/value projection xavier_uniform,
+U(±√(6/(4·128))), its biases and its output projection's bias zero, the output projection U(±1/√128); the
+MLP's nn.Linear weights and biases U(±1/√fan_in); LayerNorm 1 and 0; the readout U(±1/√128). What still
+differs: the readout covers all p + 2 tokens in theirs, the p answers here (as every groklab transformer);
+their split takes the first ⌊N/2⌋ of a random permutation, here round(N/2) of groklab's seeded split (the same
+4656 equations' count). `quick` runs the one-hot MLP, not the authors' model, and keeps groklab's default
+draw (weights N(0, 1/fan_in), no biases).
 
 The gradients of every parameter, taken as a signal over the optimization steps, are low-pass filtered and
 the slow part is added back before the optimizer step: Grokfast-EMA h ← α·h + (1−α)·g, g ← g + λ·h
@@ -55,10 +58,9 @@ ARMS = {"none": "baseline", "ema": "Grokfast-EMA (α 0.98, λ 2)", "ma": "Grokfa
 PAPER_WEIGHT_DECAY = {"none": 0.0, "ema": 0.005, "ma": 0.01}
 """The authors' commands for the algorithmic task: `--weight_decay` per filter (torch's Adam, coupled)."""
 D_MODEL = 128
-MHA_INIT = [*(f"{w}={(2 * D_MODEL) ** -0.5:.6g}" for w in ("W_Q", "W_K", "W_V")), *(f"{b}=0" for b in ("b_Q", "b_K", "b_V", "b_O", "b_U"))]
+MHA_INIT = [*(f"{w}={(2 * D_MODEL) ** -0.5:.6g}" for w in ("W_Q", "W_K", "W_V")), *(f"{b}=0" for b in ("b_Q", "b_K", "b_V", "b_O"))]
 """`full`, on top of `model.init_dist='torch'`: the authors' nn.MultiheadAttention draws its stacked (3d, d) query,
-key and value projection xavier_uniform, U(±√(6/4d)), standard deviation 1/√(2d), and zeroes its biases; their
-readout has no bias."""
+key and value projection xavier_uniform, U(±√(6/4d)), standard deviation 1/√(2d), and zeroes its biases."""
 
 
 def base_config(ctx: Context):
@@ -68,10 +70,11 @@ def base_config(ctx: Context):
         cfg = presets.power2022(op="x*y", p=97, train_frac=0.5, steps=100_000)
         # the speed-up needs only the steps to 99% validation accuracy: stop 5000 steps after it holds (the
         # curves keep the plateau); a run that never gets there trains its whole budget
-        # their transformer (ironjr/grokfast main.py) is nearer groklab's default layout than openai/grok's, which
-        # presets.power2022 builds: LayerNorm before each sublayer and a final one, learned positions, biases
+        # their transformer (ironjr/grokfast main.py, danielmamay/grokking's blocks), not openai/grok's, which
+        # presets.power2022 builds (see the module docstring)
         return cfg.replace(**{"optim.name": "adam", "optim.weight_decay": 0.0, "train.batch_size": 512, "model.init_overrides": MHA_INIT,
-                              "model.norm_position": "pre", "model.pos_embed": "learned", "model.transformer_bias": "all",
+                              "model.norm_position": "pre_replace", "model.pos_embed": "learned", "model.transformer_bias": "attn_mlp",
+                              "model.act": "gelu", "task.nonzero_y": True,
                               "train.eval_points": 200, "train.checkpoint_points": 10,
                               "train.stop_when": "val_acc>=0.99", "train.stop_patience": 5000, "train.stop_patience_from_first": True})
     p, width, steps = ctx.pick(quick=(47, 128, 4000), smoke=(11, 16, 40))
