@@ -23,8 +23,11 @@ w gradients are collected, as in the authors' code). Both are `reg.grokfast` her
 Paper's setup (`full`): x·y mod 97 with half the table for training, Power et al.'s transformer (2 layers,
 width 128, 4 heads), Adam lr 1e-3, β = (0.9, 0.98), 10 warm-up steps, minibatches of 512; the baseline
 without weight decay, Grokfast-EMA with (coupled, Adam's) weight decay 0.005 and Grokfast-MA with 0.01, as
-in the authors' commands; 10⁵ steps, 2 seeds. The paper reports validation accuracy reaching 95% about 50×
-sooner with either filter (≈ 4·10⁴ steps for the baseline, ≈ 10³ with the filters).
+in the authors' commands; 10⁵ steps, 2 seeds. The paper's Table 3 counts iterations until validation accuracy
+reaches 95%: baseline 39 890, Grokfast-MA 790 (×50.49), Grokfast-EMA 910 (×43.84); that is the criterion here
+(`val 95% step`, and the speed-up over the baseline of the same seed; 99% is reported too). Their code evaluates
+after every epoch, ⌈4656/512⌉ = 10 steps; `full` evaluates the filters every 10 steps and the baseline, whose
+crossing is ~40× later, every 100.
 
 `quick`: the one-hot MLP (width 128, quadratic activation, no biases) on x·y mod 47 with half the table,
 squared-error loss on one-hot targets (Doshi et al.'s loss), Adam lr 1e-3 without weight decay for all
@@ -39,9 +42,8 @@ set; on the transformer shrunk to width 64 and p = 31 the filters were ahead (va
 1500) but grokking took longer than a quick preset can afford.
 
 Expected qualitative result: all three runs fit the training set and then generalize (the baseline
-clearly later than it fits); both filters reach 99% validation accuracy in clearly fewer steps than the
-baseline on every seed (at least 1.5× sooner; the paper's 50× is for the transformer without weight decay,
-whose baseline groks much later).
+clearly later than it fits); both filters reach 95% validation accuracy in clearly fewer steps than the
+baseline on every seed: at least 10× sooner in `full` (the paper: ×44–50), at least 1.5× in `quick`.
 
 Wall time (the report gives this run's): quick about a minute on 2 CPU cores; full is an upper bound from the
 step rate benchmarks/throughput.py measures for the full-size transformer (about 70 ms a step on 2 cores, the
@@ -54,6 +56,10 @@ from __future__ import annotations
 
 from groklab.presets.recipes.base import Context, Recipe, fmt_step
 
+CRITERION = 0.95
+"""The paper's (Table 3): iterations until validation accuracy reaches 95%."""
+SPEEDUP_AT_LEAST = {"full": 10.0, "quick": 1.5, "smoke": 1.5}
+"""The speed-up each filter must show on every seed: the paper's ×44–50 at full scale, clearly more than noise."""
 ARMS = {"none": "baseline", "ema": "Grokfast-EMA (α 0.98, λ 2)", "ma": "Grokfast-MA (w 100, λ 5)"}
 PAPER_WEIGHT_DECAY = {"none": 0.0, "ema": 0.005, "ma": 0.01}
 """The authors' commands for the algorithmic task: `--weight_decay` per filter (torch's Adam, coupled)."""
@@ -75,7 +81,7 @@ def base_config(ctx: Context):
         return cfg.replace(**{"optim.name": "adam", "optim.weight_decay": 0.0, "train.batch_size": 512, "model.init_overrides": MHA_INIT,
                               "model.norm_position": "pre_replace", "model.pos_embed": "learned", "model.transformer_bias": "attn_mlp",
                               "model.act": "gelu", "task.nonzero_y": True,
-                              "train.eval_points": 200, "train.checkpoint_points": 10,
+                              "train.eval_every": 100, "train.checkpoint_points": 10,
                               "train.stop_when": "val_acc>=0.99", "train.stop_patience": 5000, "train.stop_patience_from_first": True})
     p, width, steps = ctx.pick(quick=(47, 128, 4000), smoke=(11, 16, 40))
     cfg = presets.demo(out=None, steps=steps)
@@ -99,12 +105,15 @@ def recipe(ctx: Context) -> None:
 
     from groklab.report import preset_plots as pp
     from groklab.store import load_run
+    from groklab.train.loop import first_crossing
 
     base = base_config(ctx)
     seeds = ctx.pick(full=2, quick=3, smoke=1)
     budget = base.train.steps
     if ctx.scale == "full":  # each filter with the authors' weight decay: one sweep per arm
-        df = pd.concat([ctx.sweep(base.replace(**{"reg.grokfast": k, "optim.weight_decay": wd}), {"reg.grokfast": [k]}, seeds=seeds, name=k)
+        # the filters cross ~10³ steps: evaluated every 10 steps as the authors' per-epoch loop, the baseline every 100
+        df = pd.concat([ctx.sweep(base.replace(**{"reg.grokfast": k, "optim.weight_decay": wd, "train.eval_every": 100 if k == "none" else 10}),
+                                  {"reg.grokfast": [k]}, seeds=seeds, name=k)
                         for k, wd in PAPER_WEIGHT_DECAY.items()], ignore_index=True)
     else:
         df = ctx.sweep(base, {"reg.grokfast": list(ARMS)}, seeds=seeds, name="filters")
@@ -112,20 +121,21 @@ def recipe(ctx: Context) -> None:
     for _, r in df.iterrows():
         rows.append({"filter": ARMS[r["reg.grokfast"]], "key": r["reg.grokfast"], "seed": int(r["train.seed"]),
                      "weight decay": float(r["optim.weight_decay"]), "train 99% step": _step(r["train_acc_99_step"]),
+                     "val 95% step": first_crossing(load_run(r["run_dir"]).rows, "val_acc", CRITERION),
                      "val 99% step": _step(r["val_acc_99_step"]), "final val acc": float(r["final.val_acc"]), "run_dir": r["run_dir"]})
     rows.sort(key=lambda r: (list(ARMS).index(r["key"]), r["seed"]))
     at = {(r["key"], r["seed"]): r for r in rows}
 
     def speedup(r: dict) -> float | None:
-        """Baseline steps / filter steps on the same seed; a baseline that never got there counts as the budget
-        (so the ratio is then a lower bound)."""
-        b = at[("none", r["seed"])]["val 99% step"]
-        return None if r["val 99% step"] is None else (b if b is not None else budget) / max(r["val 99% step"], 1)
+        """Baseline steps / filter steps to 95% validation accuracy on the same seed; a baseline that never got
+        there counts as the budget (so the ratio is then a lower bound)."""
+        b = at[("none", r["seed"])]["val 95% step"]
+        return None if r["val 95% step"] is None else (b if b is not None else budget) / max(r["val 95% step"], 1)
 
     for r in rows:
         r["speed-up vs baseline"] = speedup(r)
     ctx.table([{k: v for k, v in r.items() if k not in ("key", "run_dir")} for r in rows], "runs",
-              "Every run: steps to 99% accuracy and the speed-up over the baseline on the same seed")
+              "Every run: steps to 95% and 99% accuracy and the speed-up to 95% over the baseline on the same seed")
 
     what = f"{base.task.op} mod {base.task.p}, 50% of the table, " + ("transformer" if ctx.scale == "full" else f"one-hot MLP (width {base.model.width}), squared error")
     first = {k: load_run(at[(k, 0)]["run_dir"]) for k in ARMS}
@@ -134,20 +144,22 @@ def recipe(ctx: Context) -> None:
                caption="dashed: train, solid: validation; the three runs share the seed, the data and the initialization")
     ctx.figure(pp.plot_metric_runs, {ARMS[k]: r.rows for k, r in first.items()}, "val_loss", name="val_loss", logy=True,
                ylabel="validation loss", question="Does the validation loss fall sooner with the filters?", title=f"{what} (seed 0)")
-    ctx.figure(pp.plot_step_bars, [f"{r['filter']} (seed {r['seed']})" for r in rows], [r["val 99% step"] for r in rows], name="steps",
+    ctx.figure(pp.plot_step_bars, [f"{r['filter']} (seed {r['seed']})" for r in rows], [r["val 95% step"] for r in rows], name="steps",
                budget=budget, secondary=[r["train 99% step"] for r in rows],
-               question="How many steps does each run need to reach 99% validation accuracy?", title=f"{base.task.op} mod {base.task.p}",
+               question="How many steps does each run need to reach 95% validation accuracy (the paper's criterion)?", title=f"{base.task.op} mod {base.task.p}",
                caption="hatched: not within the budget")
 
     # --- numbers and checks ------------------------------------------------------------------------------
     base_rows = [r for r in rows if r["key"] == "none"]
     for k in ARMS:
-        ctx.number(f"{ARMS[k]}: val 99% steps per seed", [fmt_step(at[(k, s)]["val 99% step"]) for s in range(seeds)])
+        ctx.number(f"{ARMS[k]}: val 95% / 99% steps per seed",
+                   [f"{fmt_step(at[(k, s)]['val 95% step'])} / {fmt_step(at[(k, s)]['val 99% step'])}" for s in range(seeds)])
     ctx.check("the baseline groks: validation 99% well after training 99%", *check_baseline_groks(base_rows))
     for k in ("ema", "ma"):
         mine = [r for r in rows if r["key"] == k]
-        ctx.number(f"{ARMS[k]}: speed-up per seed", [r["speed-up vs baseline"] for r in mine])
-        ctx.check(f"{ARMS[k].split(' (')[0]} reaches 99% validation accuracy ≥ 1.5× sooner on every seed", *check_speedup(mine, at))
+        least = SPEEDUP_AT_LEAST[ctx.scale]
+        ctx.number(f"{ARMS[k]}: speed-up to 95% per seed", [r["speed-up vs baseline"] for r in mine])
+        ctx.check(f"{ARMS[k].split(' (')[0]} reaches 95% validation accuracy ≥ {least:g}× sooner on every seed", *check_speedup(mine, at, least))
 
 
 # --- checks: pure functions of the per-run rows (tests/test_preset_controls.py) -----------------------------
@@ -161,12 +173,12 @@ def check_baseline_groks(base_rows: list[dict]) -> tuple[bool, str]:
                       for r in base_rows) or "no runs")
 
 
-def check_speedup(mine: list[dict], at: dict) -> tuple[bool, str]:
-    """The filter's run reaches 99% validation accuracy at least 1.5× sooner than the baseline of the same seed
-    (a baseline that never does counts as the budget), on every seed."""
+def check_speedup(mine: list[dict], at: dict, at_least: float = 1.5) -> tuple[bool, str]:
+    """The filter's run reaches 95% validation accuracy (the paper's criterion) at least `at_least`× sooner than
+    the baseline of the same seed (a baseline that never does counts as the budget), on every seed."""
     ups = [r["speed-up vs baseline"] for r in mine]
-    return (bool(mine) and all(u is not None and u >= 1.5 for u in ups),
-            "; ".join(f"seed {r['seed']}: {fmt_step(r['val 99% step'])} vs {fmt_step(at[('none', r['seed'])]['val 99% step'])} steps "
+    return (bool(mine) and all(u is not None and u >= at_least for u in ups),
+            "; ".join(f"seed {r['seed']}: {fmt_step(r['val 95% step'])} vs {fmt_step(at[('none', r['seed'])]['val 95% step'])} steps "
                       f"({_times(r['speed-up vs baseline'])})" for r in mine) or "no runs")
 
 RECIPE = Recipe("grokfast2024", "Grokfast: amplifying slow gradients accelerates grokking", "Lee et al. 2024, arXiv 2405.20233", recipe)
