@@ -110,6 +110,55 @@ def test_run_with_the_authors_loss_and_warmup_logs_lr_0_then_trains():
     assert r.rows[-1]["train_loss"] == pytest.approx(want, rel=1e-6)
 
 
+# --- minibatch order ---------------------------------------------------------------------------------------
+def test_epoch_order_is_the_papers_loop():
+    """openai/grok's ArithmeticIterator, danielmamay/grokking's and Grokfast's torch.split: each epoch a permutation
+    cut into consecutive batches, the last one n mod b rows; every row once per epoch; the epochs differ."""
+    from groklab.train.schedule import minibatch
+
+    assert presets.power2022().train.batch_order == "epoch" and RunConfig().train.batch_order == "random"
+    n, b = 23, 5
+    gen = torch.Generator().manual_seed(0)
+    batches = [minibatch(k, n, b, "epoch", 7, gen) for k in range(15)]  # 3 epochs of 5 updates
+    assert [len(x) for x in batches] == [5, 5, 5, 5, 3] * 3
+    epochs = [torch.cat(batches[e * 5:(e + 1) * 5]) for e in range(3)]
+    assert all(sorted(e.tolist()) == list(range(n)) for e in epochs)
+    assert not torch.equal(epochs[0], epochs[1]) and not torch.equal(epochs[1], epochs[2])
+    # (seed, step) alone decide it: no generator state, so a resumed run reads the same rows
+    assert torch.equal(minibatch(12, n, b, "epoch", 7, torch.Generator()), batches[12])
+    assert not torch.equal(minibatch(0, n, b, "epoch", 8, gen), batches[0])
+    # random: run()'s draw, unchanged
+    assert torch.equal(minibatch(0, n, b, "random", 7, torch.Generator().manual_seed(3)), torch.randperm(n, generator=torch.Generator().manual_seed(3))[:b])
+
+
+def test_batch_order_is_a_one_line_config_error():
+    with pytest.raises(ConfigError, match=r"train.batch_order='shuffle' is not allowed; choose one of: random, epoch"):
+        RunConfig().replace(**{"train.batch_order": "shuffle"})
+
+
+@pytest.mark.integration
+def test_epoch_order_run_resumes_exactly(tmp_path):
+    """A run killed mid-epoch and resumed logs what the uninterrupted run logs (the order needs no state)."""
+    from conftest import strip_time
+    from test_train import tiny
+
+    from groklab import resume
+
+    cfg = lambda out: tiny(out, steps=60, batch_order="epoch", batch_size=50, resume_every_s=0.0).replace(**{"model.dropout": 0.0})
+    ref = run(cfg(tmp_path / "ref"))
+
+    class Crash(Exception):
+        pass
+
+    def crash(step, row):
+        if step >= 33:  # n_train 144, 3 updates an epoch (50, 50, 44): mid-epoch
+            raise Crash
+
+    with pytest.raises(Crash):
+        run(cfg(tmp_path / "b"), on_step=crash)
+    assert strip_time(resume(tmp_path / "b").rows) == strip_time(ref.rows)
+
+
 # --- initialization ------------------------------------------------------------------------------------------
 ARCHS = {
     "transformer": dict(arch="transformer", d_model=16, n_heads=2, d_mlp=32),

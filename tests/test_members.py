@@ -47,6 +47,8 @@ CASES = {
     "transformer-grok-layout": {**TRANSFORMER, "model.norm_position": "post", "model.pos_embed": "sinusoidal", "model.transformer_bias": "none", "model.init_dist": "torch"},
     # danielmamay/grokking's and Grokfast's: the stream replaced by its first norm, no readout bias, no y = 0
     "transformer-grokfast-layout": {**TRANSFORMER, "model.norm_position": "pre_replace", "model.transformer_bias": "attn_mlp", "task.nonzero_y": True, "optim.warmup_from_zero": True},
+    # the papers' epoch order: the members' training sets differ in size, so their last batches do too
+    "mlp-epoch-order": {"train.batch_order": "epoch", "train.batch_size": 16},
     # every intervention a member runs (on its own module, with its own generator for the noise)
     "grokfast-ema+orthograd+weight-noise": {"reg.grokfast": "ema", "reg.orthograd": True, "reg.weight_noise": 1e-3},
     "grokfast-ma+grad-noise+constrain-norm": {"reg.grokfast": "ma", "reg.grokfast_ma_window": 4, "reg.grad_noise": 1e-3, "reg.constrain_norm": True, "model.arch": "toy", "task.group": "integer", "task.p": 12, "model.d_embed": 4},

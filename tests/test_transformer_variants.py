@@ -80,7 +80,7 @@ def test_grokfast_full_is_the_authors_model_and_data():
     authors = 99 * d + 5 * d + blocks * block + 2 * d + d * 99
     assert sum(p.numel() for p in m.parameters()) == authors - d - 2 * d
     assert (cfg.model.norm_position, cfg.model.act, cfg.model.transformer_bias) == ("pre_replace", "gelu", "attn_mlp")
-    assert cfg.optim.warmup_from_zero and cfg.optim.name == "adam" and cfg.train.batch_size == 512
+    assert cfg.optim.warmup_from_zero and cfg.optim.name == "adam" and cfg.train.batch_size == 512 and cfg.train.batch_order == "epoch"
     data = build_dataset(cfg.task)
     assert cfg.task.n_equations == 97 * 96 and cfg.task.n_train == 97 * 96 // 2 == len(data.y_train)
     assert int(data.x_train[:, 1].min()) >= 1 and int(data.x_val[:, 1].min()) >= 1

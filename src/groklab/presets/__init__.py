@@ -35,15 +35,17 @@ def power2022(op: str = "x/y", p: int = 97, train_frac: float = 0.5, steps: int 
     fixed sinusoidal positions (`model.pos_embed='sinusoidal'`), no biases (`model.transformer_bias=none`),
     and PyTorch's default draw, as their code sets none (`model.init_dist='torch'`): W_E N(0, 1)
     (nn.Embedding) and every matrix U(±1/√fan_in) (nn.Linear: W_Q, W_K, W_V per head and W_O fan-in
-    d_model, W_in d_model, W_out d_mlp, W_U d_model). Not as theirs: the readout covers the p answers, theirs
-    the whole token vocabulary."""
+    d_model, W_in d_model, W_out d_mlp, W_U d_model). Minibatches as their ArithmeticIterator: each epoch a
+    new permutation of the training set cut into consecutive batches, the last one smaller
+    (`train.batch_order='epoch'`). Not as theirs: the readout covers the p answers, theirs the whole token
+    vocabulary."""
     task = TaskConfig(op=op, p=p, train_frac=train_frac)
     return RunConfig(
         task=task,
         model=ModelConfig(arch="transformer", n_layers=2, d_model=128, n_heads=4, d_mlp=512, layernorm=True, op_token=True,
                           norm_position="post", pos_embed="sinusoidal", transformer_bias="none", init_dist="torch"),
         optim=OptimConfig(name="adamw", lr=1e-3, weight_decay=1.0, beta1=0.9, beta2=0.98, warmup_steps=10, warmup_from_zero=True),
-        train=TrainConfig(steps=steps, batch_size=min(512, -(-task.n_train // 2))),
+        train=TrainConfig(steps=steps, batch_size=min(512, -(-task.n_train // 2)), batch_order="epoch"),
         out=out,
     )
 

@@ -29,7 +29,7 @@ from groklab.store import RunDir, check_out_path, config_fingerprint, config_cha
 from groklab.tasks import Dataset, build_dataset
 from groklab.train.interventions import build_interventions
 from groklab.train.optim import build_optimizer, collapse_counts, loss_fn, loss_spec, lr_at
-from groklab.train.schedule import eval_steps, log_spaced_steps
+from groklab.train.schedule import BATCH_SEED_OFFSET, eval_steps, log_spaced_steps, minibatch
 from groklab.train.stop import STANDARD_METRICS, StopRule
 from groklab.train.runtime import current as current_runtime, in_cpu_runtime, threads_reason
 
@@ -227,7 +227,7 @@ def run(
     current_runtime().fit(model, tc.resolved_batch_size(data.n_train) or data.n_train)
     optimizer = build_optimizer(model, cfg.optim)
     interventions = build_interventions(cfg, model)
-    batch_gen = torch.Generator().manual_seed(tc.seed + 1_000_003)
+    batch_gen = torch.Generator().manual_seed(tc.seed + BATCH_SEED_OFFSET)
     total = tc.steps
     evals = set(eval_steps(total, tc.eval_points, tc.eval_every))
     ckpts = set(log_spaced_steps(total, tc.checkpoint_points))
@@ -361,7 +361,7 @@ def run(
             if batch is None:
                 xb, yb = data.x_train, data.y_train
             else:
-                idx = torch.randperm(n_train, generator=batch_gen)[:batch].to(device)
+                idx = minibatch(step, n_train, batch, tc.batch_order, tc.seed, batch_gen).to(device)
                 xb, yb = data.x_train[idx], data.y_train[idx]
             loss = loss_fn(model(xb), yb, loss_kind)
             # On a GPU reading the loss waits for the step: look every LOSS_CHECK_EVERY steps there (NaN weights keep

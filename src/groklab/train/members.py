@@ -50,16 +50,14 @@ from groklab.store import check_out_path, config_fingerprint
 from groklab.train.optim import build_optimizer, loss_fn, loss_spec, lr_at
 from groklab.train.runtime import cpu_runtime
 from groklab.train.stop import STANDARD_METRICS, StopRule
-from groklab.train.schedule import eval_steps, log_spaced_steps
-
-BATCH_SEED_OFFSET = 1_000_003  # run()'s minibatch generator: torch.Generator().manual_seed(seed + this)
+from groklab.train.schedule import BATCH_SEED_OFFSET, eval_steps, log_spaced_steps, minibatch
 
 # train.* fields a member implements exactly as run() does. Any other train field (one added to run() later)
 # must keep its default, so that a new feature falls back to per-run training instead of being ignored.
 _TRAIN_FIELDS = {
     "steps", "batch_size", "loss", "dtype", "device", "seed", "eval_points", "eval_every", "checkpoint_points",
     "resume_every_s", "eval_batch_size", "threads", "stop_when", "stop_patience", "loss_reduction",
-    "loss_dtype", "stop_patience_from_first",
+    "loss_dtype", "stop_patience_from_first", "batch_order",
 }
 # reg.* fields whose interventions (gradient filters and projections, noise, the norm constraint) a member
 # runs exactly as run() does, on its own module; any other (e.g. a data intervention) trains per run.
@@ -547,7 +545,7 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
                     xs.append(mb.data.x_train)
                     ys.append(mb.data.y_train)
                 else:
-                    idx = torch.randperm(mb.data.n_train, generator=mb.batch_gen)[:b].to(device)
+                    idx = minibatch(step, mb.data.n_train, b, mb.cfg.train.batch_order, mb.cfg.train.seed, mb.batch_gen).to(device)
                     xs.append(mb.data.x_train[idx])
                     ys.append(mb.data.y_train[idx])
             losses = member_losses(ms, xs, ys)

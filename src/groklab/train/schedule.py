@@ -1,8 +1,31 @@
-"""When to evaluate and checkpoint: log-spaced steps, since grokking spans decades of steps."""
+"""When to evaluate and checkpoint (log-spaced steps, since grokking spans decades of steps), and which training
+examples each update reads (the minibatch order, shared by run() and stacked members)."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+BATCH_SEED_OFFSET = 1_000_003
+"""The minibatch generator of a run is seeded with train.seed + this (apart from init's train.seed)."""
+
+
+def minibatch(step: int, n_train: int, batch: int, order: str, seed: int, gen: torch.Generator) -> torch.Tensor:
+    """The training rows update `step` (0-based) reads, a (batch,) or shorter long tensor on the CPU.
+
+    `random`: a fresh random subset of `batch` rows from `gen` (its state is part of the resume state).
+    `epoch`: the papers' loops (openai/grok's ArithmeticIterator, danielmamay/grokking's and ironjr/grokfast's
+    torch.split): each epoch a new permutation cut into ⌈n_train/batch⌉ consecutive batches, the last one
+    holding the n_train mod batch rows left over. It depends on (seed, step) alone, so a resumed run or a
+    stacked member reads the same rows with no state to carry."""
+    if order == "random":
+        return torch.randperm(n_train, generator=gen)[:batch]
+    per_epoch = -(-n_train // batch)
+    epoch, k = divmod(step, per_epoch)
+    # numpy's SeedSequence keys the stream by (seed, epoch) without collisions (torch's CPU generator keeps 32 bits
+    # of a seed, so seed + epoch·2³² would repeat epoch 0)
+    perm = np.random.default_rng([seed + BATCH_SEED_OFFSET, epoch]).permutation(n_train)
+    return torch.from_numpy(perm[k * batch:(k + 1) * batch])
 
 
 def log_spaced_steps(total: int, points: int) -> list[int]:
