@@ -116,7 +116,13 @@ def test_epoch_order_is_the_papers_loop():
     cut into consecutive batches, the last one n mod b rows; every row once per epoch; the epochs differ."""
     from groklab.train.schedule import minibatch
 
+    from pathlib import Path
+
+    from groklab.presets.recipes import omnigrok2023
+    from groklab.presets.recipes.base import Context
+
     assert presets.power2022().train.batch_order == "epoch" and RunConfig().train.batch_order == "random"
+    assert all(omnigrok2023.base_config(Context(Path("unused"), s, print)).train.batch_order == "cycle" for s in ("full", "quick"))
     n, b = 23, 5
     gen = torch.Generator().manual_seed(0)
     batches = [minibatch(k, n, b, "epoch", 7, gen) for k in range(15)]  # 3 epochs of 5 updates
@@ -127,12 +133,14 @@ def test_epoch_order_is_the_papers_loop():
     # (seed, step) alone decide it: no generator state, so a resumed run reads the same rows
     assert torch.equal(minibatch(12, n, b, "epoch", 7, torch.Generator()), batches[12])
     assert not torch.equal(minibatch(0, n, b, "epoch", 8, gen), batches[0])
+    # cycle (Omnigrok's islice(cycle(loader))): epoch 0's batches for ever
+    assert all(torch.equal(minibatch(k, n, b, "cycle", 7, gen), batches[k % 5]) for k in range(15))
     # random: run()'s draw, unchanged
     assert torch.equal(minibatch(0, n, b, "random", 7, torch.Generator().manual_seed(3)), torch.randperm(n, generator=torch.Generator().manual_seed(3))[:b])
 
 
 def test_batch_order_is_a_one_line_config_error():
-    with pytest.raises(ConfigError, match=r"train.batch_order='shuffle' is not allowed; choose one of: random, epoch"):
+    with pytest.raises(ConfigError, match=r"train.batch_order='shuffle' is not allowed; choose one of: random, epoch, cycle"):
         RunConfig().replace(**{"train.batch_order": "shuffle"})
 
 

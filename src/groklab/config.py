@@ -457,11 +457,13 @@ class TrainConfig:
     batch_size: Union[int, Literal["auto"], None] = "auto"
     """Minibatch size. `auto`: min(512, ⌈n_train/2⌉) (Power et al. 2022), resolved once the training set's
     size is known; None trains full batch."""
-    batch_order: Literal["random", "epoch"] = "random"
+    batch_order: Literal["random", "epoch", "cycle"] = "random"
     """How minibatches are drawn. `random`: every update a fresh random subset of batch_size training examples.
     `epoch`: as the papers' code (openai/grok's ArithmeticIterator, danielmamay/grokking, ironjr/grokfast):
     each epoch a new permutation of the training set cut into consecutive batches, the last one smaller
-    (n_train mod batch_size rows) when batch_size does not divide n_train. Full batch: no effect."""
+    (n_train mod batch_size rows) when batch_size does not divide n_train. `cycle`: the first epoch's batches
+    repeated in the same order for ever, as `islice(cycle(train_loader), steps)` does in Omnigrok's code
+    (itertools.cycle keeps the DataLoader's first pass). Full batch: no effect."""
     loss: Literal["ce", "mse", "stablemax", "hinge"] = "ce"
     """`ce`: cross-entropy; `mse`: squared error to one-hot targets (over the classes as `loss_reduction`
     says; Doshi et al., Omnigrok); `stablemax`: cross-entropy with StableMax in place of softmax (Prieto et
@@ -520,7 +522,7 @@ class TrainConfig:
             f"train.batch_size={self.batch_size!r} is not allowed; use an integer ≥ 1, 'auto' (min(512, ⌈n_train/2⌉)) or None (full batch)",
         )
         _choice("train.loss", self.loss, ("ce", "mse", "stablemax", "hinge"))
-        _choice("train.batch_order", self.batch_order, ("random", "epoch"))
+        _choice("train.batch_order", self.batch_order, ("random", "epoch", "cycle"))
         _choice("train.loss_reduction", self.loss_reduction, ("sum", "mean"))
         _choice("train.dtype", self.dtype, ("float32", "float64"))
         _choice("train.loss_dtype", self.loss_dtype, ("float32", "float64"))

@@ -16,12 +16,15 @@ def minibatch(step: int, n_train: int, batch: int, order: str, seed: int, gen: t
     `random`: a fresh random subset of `batch` rows from `gen` (its state is part of the resume state).
     `epoch`: the papers' loops (openai/grok's ArithmeticIterator, danielmamay/grokking's and ironjr/grokfast's
     torch.split): each epoch a new permutation cut into ⌈n_train/batch⌉ consecutive batches, the last one
-    holding the n_train mod batch rows left over. It depends on (seed, step) alone, so a resumed run or a
-    stacked member reads the same rows with no state to carry."""
+    holding the n_train mod batch rows left over. `cycle`: the first epoch's batches, repeated in the same order
+    for ever (`itertools.cycle` over a shuffling DataLoader caches its first pass: Omnigrok's code). Both depend
+    on (seed, step) alone, so a resumed run or a stacked member reads the same rows with no state to carry."""
     if order == "random":
         return torch.randperm(n_train, generator=gen)[:batch]
     per_epoch = -(-n_train // batch)
     epoch, k = divmod(step, per_epoch)
+    if order == "cycle":
+        epoch = 0
     # numpy's SeedSequence keys the stream by (seed, epoch) without collisions (torch's CPU generator keeps 32 bits
     # of a seed, so seed + epoch·2³² would repeat epoch 0)
     perm = np.random.default_rng([seed + BATCH_SEED_OFFSET, epoch]).permutation(n_train)
