@@ -13,7 +13,9 @@ hides its own subset; their test set is 100 fixed samples, here 1000 fresh ones.
 Paper's setup (`full`): (n, k)-sparse parity with n = 40, k = 3: inputs uniform in {±1}⁴⁰, label the product
 of 3 hidden coordinates; 1000 training samples (and 1000 fresh validation samples); a one-hidden-layer ReLU
 MLP of width 1000 with biases, one output; hinge loss max(0, 1 − y·f); SGD lr 0.1 without momentum, weight
-decay 0.01, batch 32. Merrill et al. read the first layer's weights: a dense circuit spread over all inputs
+decay 0.01, batch 32, in epochs as their DataLoader(shuffle=True) loop walks them: a new permutation each
+epoch, 31 batches of 32 and one of 8 (`train.batch_order='epoch'`; before 2026-12-07 a fresh random batch each
+step). Merrill et al. read the first layer's weights: a dense circuit spread over all inputs
 memorizes the training set first, and a sparse circuit on the k relevant inputs takes over as the network
 generalizes. The measure here is `w_relevant_frac`, the share of the first layer's squared weight on the k
 relevant input coordinates: k/n = 0.075 for weights spread evenly, near 1 for the sparse circuit.
@@ -51,7 +53,7 @@ def base_config(ctx: Context):
         # evaluations every 100 steps (the jump from chance to 99% takes a few thousand steps); at full scale every
         # 1000 put seed 4's training crossing (with the authors' draw) at step 3000, where the sparse circuit was
         # already forming (relevant mass 0.199 there, 0.119 at the crossing step 2100 every 100 steps show)
-        train=TrainConfig(steps=steps, batch_size=32, loss="hinge", eval_points=12, eval_every=ctx.pick(full=100, quick=100, smoke=None),
+        train=TrainConfig(steps=steps, batch_size=32, batch_order="epoch", loss="hinge", eval_points=12, eval_every=ctx.pick(full=100, quick=100, smoke=None),
                           checkpoint_points=ctx.pick(full=10, quick=2, smoke=1)),
     )
 
