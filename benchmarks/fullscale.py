@@ -19,6 +19,10 @@ Since a curve can take longer than one sitting, it is resumable (run it again in
 processes on one `--out` share the runs) and it also prints the time from each run's own wall time: their
 sum, and what a pool of 2 one-thread workers takes for them in the sweep's order. `--fractions` trains a
 subset of the fractions into `power-curve-<fractions>` (a curve measured in parts, e.g. across sittings).
+
+A directory trained under a config the preset no longer uses is refused (one line naming the changed fields);
+`--rerun` sets it aside (a preset's changed runs under `DIR/replaced/<UTC time>/`, as `groklab reproduce
+--rerun`; a power curve whose sweep differs whole, under `OUT/replaced/<UTC time>/`) and trains it again.
 """
 
 from __future__ import annotations
@@ -75,12 +79,14 @@ def list_schedule(durations: list[float], workers: int) -> float:
 FRACTIONS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
 
 
-def power_curve(out: Path, early_stop: bool, workers: int | None, fractions: list[float] = FRACTIONS) -> tuple[float, dict]:
+def power_curve(out: Path, early_stop: bool, workers: int | None, fractions: list[float] = FRACTIONS,
+                rerun: bool = False) -> tuple[float, dict]:
     """The Power data-fraction curve as a sweep into `out`: (wall time, {fraction: steps to 99% per seed})."""
     import time
 
     import pandas as pd
 
+    from groklab.errors import ConfigError
     from groklab.presets.recipes import power2022
     from groklab.presets.recipes.base import Context
     from groklab.sweep import sweep
@@ -88,21 +94,32 @@ def power_curve(out: Path, early_stop: bool, workers: int | None, fractions: lis
     base = power2022.transformer(Context(out, "full", print)).replace(out=None)
     if not early_stop:
         base = base.replace(**{"train.stop_when": None})
+    grid = {"task.train_frac": list(fractions)}
     t = time.perf_counter()
-    res = sweep(base, {"task.train_frac": list(fractions)}, 3, out=out, resume=(out / "sweep.json").is_file(),
-                workers=workers, progress=False)
+    try:
+        res = sweep(base, grid, 3, out=out, resume=(out / "sweep.json").is_file(), workers=workers, progress=False)
+    except ConfigError:
+        if not rerun:
+            raise
+        aside = out.parent / "replaced" / time.strftime("%Y%m%d-%H%M%S", time.gmtime()) / out.name
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        out.rename(aside)
+        print(f"  {out} held a different sweep: moved to {aside}", flush=True)
+        t = time.perf_counter()
+        res = sweep(base, grid, 3, out=out, workers=workers, progress=False)
     df = res.table()
     steps = {f: [None if pd.isna(v) else int(v) for v in g["val_acc_99_step"]] for f, g in df.groupby("task.train_frac")}
     return time.perf_counter() - t, {f"val 99% at fraction {f:g}": {"passed": True, "detail": str(v)} for f, v in steps.items()}
 
 
-def measure(name: str, out: Path, early_stop: bool, workers: int | None, fractions: list[float] = FRACTIONS) -> tuple[float, dict]:
+def measure(name: str, out: Path, early_stop: bool, workers: int | None, fractions: list[float] = FRACTIONS,
+            rerun: bool = False) -> tuple[float, dict]:
     if name == "power-curve":
-        return power_curve(out, early_stop, workers, fractions)
+        return power_curve(out, early_stop, workers, fractions, rerun)
     from groklab.presets.recipes import reproduce
 
     earlier = json.loads((out / "preset.json").read_text()).get("wall_time_s", 0.0) if (out / "preset.json").is_file() else 0.0
-    d = reproduce(name, "full", out, workers=workers, report=False, log=None, early_stop=early_stop)
+    d = reproduce(name, "full", out, workers=workers, report=False, log=None, early_stop=early_stop, rerun=rerun)
     # A directory trained before reuses its finished runs: count the earlier call's time too (training happened
     # there), so a rerun that only recomputes checks does not report minutes of training as seconds.
     return earlier + json.loads((d / "preset.json").read_text())["wall_time_s"], json.loads((d / "checks.json").read_text())
@@ -115,13 +132,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--no-stop-too", action="store_true", help="also run each preset without early stopping and compare")
     ap.add_argument("--fractions", type=float, nargs="+", default=FRACTIONS, help="power-curve: the training fractions to train")
+    ap.add_argument("--rerun", action="store_true", help="set aside runs trained under an older config and train them again")
     args = ap.parse_args()
     fractions = sorted(args.fractions)
     for name in args.presets:
         curve = name == "power-curve"
         label = name if not curve or fractions == FRACTIONS else "power-curve-" + "-".join(f"{f:g}" for f in fractions)
         d = Path(args.out) / label
-        wall, checks = measure(name, d, True, args.workers, fractions)
+        wall, checks = measure(name, d, True, args.workers, fractions, args.rerun)
         trained, budget = steps_of(d)
         passed = sum(c["passed"] for c in checks.values())
         if curve:
@@ -134,7 +152,7 @@ def main() -> None:
         line = (f"{label:14s} full: {wall / 60:7.1f} min, {shown}"
                 f"steps trained {trained:,} of {budget:,} ({trained / max(budget, 1):.0%})")
         if args.no_stop_too:
-            wall_ns, _ = measure(name, Path(args.out) / f"{label}-no-stop", False, args.workers, fractions)
+            wall_ns, _ = measure(name, Path(args.out) / f"{label}-no-stop", False, args.workers, fractions, args.rerun)
             line += f"; without early stop {wall_ns / 60:.1f} min: {wall_ns / wall:.2f}x"
         elif trained < budget:
             line += f"; without early stop ≈ {wall * budget / trained / 60:.1f} min (estimate, ≤ {budget / trained:.2f}x)"

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from groklab.errors import ConfigError
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -80,3 +82,10 @@ def test_fullscale_power_curve_runs_the_sweep_and_reports_crossings(tmp_path, mo
     assert sum(first) == pytest.approx(sum(times) - 0.75 * walls[0]) and min(first) > 0
     _, part = fs.power_curve(tmp_path / "part", True, 1, [0.5])  # a curve measured in parts
     assert list(part) == ["val 99% at fraction 0.5"] and len(fs.run_times(tmp_path / "part")) == 3
+    # the preset changed since: refused in one line, or with rerun set aside whole and trained again
+    base = power2022.transformer
+    monkeypatch.setattr(power2022, "transformer", lambda ctx: base(ctx).replace(**{"optim.lr": 2e-3}))
+    with pytest.raises(ConfigError, match="already holds a different sweep"):
+        fs.power_curve(tmp_path / "part", True, 1, [0.5])
+    fs.power_curve(tmp_path / "part", True, 1, [0.5], rerun=True)
+    assert len(list((tmp_path / "replaced").glob("*/part/runs/*/summary.json"))) == 3 and len(fs.run_times(tmp_path / "part")) == 3
