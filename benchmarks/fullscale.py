@@ -118,7 +118,8 @@ def measure(name: str, out: Path, early_stop: bool, workers: int | None, fractio
         return power_curve(out, early_stop, workers, fractions, rerun)
     from groklab.presets.recipes import reproduce
 
-    earlier = json.loads((out / "preset.json").read_text()).get("wall_time_s", 0.0) if (out / "preset.json").is_file() else 0.0
+    # (with `rerun`, meant for a changed config, the earlier time is left out: its runs are set aside and trained again)
+    earlier = json.loads((out / "preset.json").read_text()).get("wall_time_s", 0.0) if (out / "preset.json").is_file() and not rerun else 0.0
     d = reproduce(name, "full", out, workers=workers, report=False, log=None, early_stop=early_stop, rerun=rerun)
     # A directory trained before reuses its finished runs: count the earlier call's time too (training happened
     # there), so a rerun that only recomputes checks does not report minutes of training as seconds.
