@@ -327,6 +327,14 @@ def _par(seed=0, t=2300, v=5000, at=0.5, m0=0.075, mt=0.08, mv=0.5, mf=0.98):
             "relevant mass when train reaches 99%": mt, "relevant mass when val reaches 99%": mv, "final relevant mass": mf}
 
 
+def test_parity_fit_is_the_first_training_crossing():
+    """Merrill et al.'s memorizing network: the first epoch over 98% training accuracy; a flicker below 99% after
+    it does not move the fit to where the sparse circuit has formed."""
+    rows = [{"step": s, "train_acc": a} for s, a in [(0, 0.5), (800, 0.97), (900, 0.99), (1000, 0.97), (4100, 0.99), (5000, 1.0)]]
+    assert parity2022.fit_step(rows) == 900
+    assert parity2022.fit_step([{"step": 0, "train_acc": 0.5}, {"step": 100, "train_acc": 0.98}]) is None
+
+
 def test_parity_checks():
     u = 3 / 40
     good = [_par(0), _par(1)]

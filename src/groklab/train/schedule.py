@@ -3,6 +3,8 @@ examples each update reads (the minibatch order, shared by run() and stacked mem
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -23,12 +25,15 @@ def minibatch(step: int, n_train: int, batch: int, order: str, seed: int, gen: t
         return torch.randperm(n_train, generator=gen)[:batch]
     per_epoch = -(-n_train // batch)
     epoch, k = divmod(step, per_epoch)
-    if order == "cycle":
-        epoch = 0
-    # numpy's SeedSequence keys the stream by (seed, epoch) without collisions (torch's CPU generator keeps 32 bits
-    # of a seed, so seed + epoch·2³² would repeat epoch 0)
-    perm = np.random.default_rng([seed + BATCH_SEED_OFFSET, epoch]).permutation(n_train)
-    return torch.from_numpy(perm[k * batch:(k + 1) * batch])
+    return _epoch_permutation(seed, 0 if order == "cycle" else epoch, n_train)[k * batch:(k + 1) * batch]
+
+
+@functools.lru_cache(maxsize=256)
+def _epoch_permutation(seed: int, epoch: int, n_train: int) -> torch.Tensor:
+    """Epoch `epoch`'s order of the training rows, drawn once per epoch (and per stacked member: a member is its
+    seed). numpy's SeedSequence keys the stream by (seed, epoch) without collisions; torch's CPU generator keeps
+    32 bits of a seed, so seed + epoch·2³² would repeat epoch 0. Read-only: callers slice it."""
+    return torch.from_numpy(np.random.default_rng([seed + BATCH_SEED_OFFSET, epoch]).permutation(n_train))
 
 
 def log_spaced_steps(total: int, points: int) -> list[int]:
