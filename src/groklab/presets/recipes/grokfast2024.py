@@ -5,7 +5,9 @@ from danielmamay/grokking's grokking/model.py): learned positions; each block re
 LayerNorm before attention and adds the attention to that, x ← LN₁(x), x ← x + attn(x), then x ← x +
 mlp(LN₂(x)) with a GELU MLP, and a final LayerNorm (`model.norm_position='pre_replace'`, `model.act='gelu'`);
 biases on attention and MLP, none on the readout (`model.transformer_bias='attn_mlp'`); the equations leave
-out y = 0, 97·96 of them (`task.nonzero_y`), half for training. Initialization: theirs sets none of its own
+out y = 0, 97·96 of them (`task.nonzero_y`), half for training, walked in epochs as their torch.split loop:
+each epoch shuffled and cut into 9 batches of 512 and one of 48 (`train.batch_order='epoch'`); the learning
+rate warms up from 0 as their LambdaLR (`optim.warmup_from_zero`). Initialization: theirs sets none of its own
 and so draws PyTorch's defaults: `model.init_dist='torch'` with `MHA_INIT`. Token and position embeddings
 N(0, 1) (nn.Embedding); nn.MultiheadAttention's stacked query/key/value projection xavier_uniform,
 U(±√(6/(4·128))), its biases and its output projection's bias zero, the output projection U(±1/√128); the
