@@ -47,11 +47,13 @@ Expected qualitative result: all three runs fit the training set and then genera
 clearly later than it fits); both filters reach 95% validation accuracy in clearly fewer steps than the
 baseline on every seed: at least 10× sooner in `full` (the paper: ×44–50), at least 1.5× in `quick`.
 
-Wall time (the report gives this run's): quick about a minute on 2 CPU cores; full is an upper bound from the
-step rate benchmarks/throughput.py measures for the full-size transformer (about 70 ms a step on 2 cores, the
-MA filter a little more): 6 runs of at most 10⁵ steps ≤ 12 hours on 2 cores. In `full` a run stops 5000 steps
+Wall time (the report gives this run's): quick about a minute on 2 CPU cores; full about 1.5 hours on 2 cores,
+most of it the two baselines (17–22 steps/s on one thread each, measured 2026-12-07; seed 1 reached 95% at step
+35 400 but still not 99% at 68 600, so they may train their whole 10⁵ steps); the filtered runs cross 95% by
+~1000–1400 steps and stop near step 6000. In `full` a run stops 5000 steps
 after its validation accuracy reaches 99% (`train.stop_when`; the speed-up needs only that step), so the
-filtered runs (≈ 10³ steps to grok in the paper) end early and the baseline (≈ 4·10⁴) near half its budget.
+filtered runs (≈ 10³ steps to grok in the paper) end early; the baselines (95% near 4·10⁴ steps) hold 99% much
+later, if within the budget.
 """
 
 from __future__ import annotations
