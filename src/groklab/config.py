@@ -331,8 +331,8 @@ class ModelConfig:
     transformer_bias: Literal["all", "attn_mlp", "mlp", "none"] = "all"
     """Transformer biases: `all` on every linear map (b_Q, b_K, b_V, b_O, b_in, b_out, b_U, as TransformerLens);
     `attn_mlp` on every one but the readout's b_U (danielmamay/grokking, ironjr/grokfast: nn.MultiheadAttention
-    and nn.Linear layers, a bias-free head); `mlp` on the MLP sublayers' b_in and b_out alone (Nanda et al.'s code: attention and unembedding have
-    none); `none` (openai/grok, the code of Power et al.). A role without a bias is a zero buffer, not a
+    and nn.Linear layers, a bias-free head); `mlp` on the MLP sublayers' b_in and b_out alone (Nanda et al.'s
+    code: attention and unembedding have none); `none` (openai/grok, the code of Power et al.). A role without a bias is a zero buffer, not a
     parameter. Configs saved with true/false read as all/none. The MLPs' biases are `bias`."""
     op_token: bool = True
     """Sequence (x, op, y, =) as in Power et al.; False gives (x, y, =) as in Nanda et al."""
