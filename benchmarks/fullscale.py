@@ -99,7 +99,7 @@ def power_curve(out: Path, early_stop: bool, workers: int | None, fractions: lis
     try:
         res = sweep(base, grid, 3, out=out, resume=(out / "sweep.json").is_file(), workers=workers, progress=False)
     except ConfigError:
-        if not rerun:
+        if not rerun or not (out / "sweep.json").is_file():  # set aside only a sweep already there, never on a bad config
             raise
         aside = out.parent / "replaced" / time.strftime("%Y%m%d-%H%M%S", time.gmtime()) / out.name
         aside.parent.mkdir(parents=True, exist_ok=True)

@@ -108,8 +108,8 @@ def recipe(ctx: Context) -> None:
     import pandas as pd
 
     from groklab.report import preset_plots as pp
+    from groklab.analysis.grokking import crossing_step
     from groklab.store import load_run
-    from groklab.train.loop import first_crossing
 
     base = base_config(ctx)
     seeds = ctx.pick(full=2, quick=3, smoke=1)
@@ -121,11 +121,12 @@ def recipe(ctx: Context) -> None:
                         for k, wd in PAPER_WEIGHT_DECAY.items()], ignore_index=True)
     else:
         df = ctx.sweep(base, {"reg.grokfast": list(ARMS)}, seeds=seeds, name="filters")
+    metrics = {r["run_dir"]: load_run(r["run_dir"]).rows for _, r in df.iterrows()}  # each run's log, read once
     rows = []
     for _, r in df.iterrows():
         rows.append({"filter": ARMS[r["reg.grokfast"]], "key": r["reg.grokfast"], "seed": int(r["train.seed"]),
                      "weight decay": float(r["optim.weight_decay"]), "train 99% step": _step(r["train_acc_99_step"]),
-                     "val 95% step": first_crossing(load_run(r["run_dir"]).rows, "val_acc", CRITERION),
+                     "val 95% step": crossing_step(metrics[r["run_dir"]], "val_acc", CRITERION, stay=False),
                      "val 99% step": _step(r["val_acc_99_step"]), "final val acc": float(r["final.val_acc"]), "run_dir": r["run_dir"]})
     rows.sort(key=lambda r: (list(ARMS).index(r["key"]), r["seed"]))
     at = {(r["key"], r["seed"]): r for r in rows}
@@ -142,11 +143,11 @@ def recipe(ctx: Context) -> None:
               "Every run: steps to 95% and 99% accuracy and the speed-up to 95% over the baseline on the same seed")
 
     what = f"{base.task.op} mod {base.task.p}, 50% of the table, " + ("transformer" if ctx.scale == "full" else f"one-hot MLP (width {base.model.width}), squared error")
-    first = {k: load_run(at[(k, 0)]["run_dir"]) for k in ARMS}
-    ctx.figure(pp.plot_accuracy_runs, {ARMS[k]: r.rows for k, r in first.items()}, name="accuracy",
+    first = {ARMS[k]: metrics[at[(k, 0)]["run_dir"]] for k in ARMS}
+    ctx.figure(pp.plot_accuracy_runs, first, name="accuracy",
                question="Do the filters make the network generalize sooner?", title=f"{what} (seed 0)",
                caption="dashed: train, solid: validation; the three runs share the seed, the data and the initialization")
-    ctx.figure(pp.plot_metric_runs, {ARMS[k]: r.rows for k, r in first.items()}, "val_loss", name="val_loss", logy=True,
+    ctx.figure(pp.plot_metric_runs, first, "val_loss", name="val_loss", logy=True,
                ylabel="validation loss", question="Does the validation loss fall sooner with the filters?", title=f"{what} (seed 0)")
     ctx.figure(pp.plot_step_bars, [f"{r['filter']} (seed {r['seed']})" for r in rows], [r["val 95% step"] for r in rows], name="steps",
                budget=budget, secondary=[r["train 99% step"] for r in rows],
