@@ -279,10 +279,33 @@ def test_lr_schedules():
     assert lr_at(10, cos, 110) == pytest.approx(1.0)
     assert lr_at(60, cos, 110) == pytest.approx(0.55)  # half way: (1 + 0.1) / 2
     assert lr_at(110, cos, 110) == pytest.approx(0.1)
+    # linear with warmup_from_zero is transformers' get_linear_schedule_with_warmup(W=10, T=110): k/W, then (T−k)/(T−W)
+    lin = OptimConfig(lr=1.0, warmup_steps=10, schedule="linear", warmup_from_zero=True)
+    assert [lr_at(k, lin, 110) for k in (0, 5, 10, 60, 109, 110)] == pytest.approx([0.0, 0.5, 1.0, 0.5, 0.01, 0.0])
+    assert lr_at(60, OptimConfig(lr=1.0, warmup_steps=10, schedule="linear", lr_min_frac=0.2), 110) == pytest.approx(0.6)
     st = OptimConfig(lr=1.0, warmup_steps=0, schedule="step", step_every=100, step_gamma=0.5)
     assert [lr_at(s, st, 1000) for s in (0, 99, 100, 250)] == [1.0, 1.0, 0.5, 0.25]
     cfg = tiny(**{"optim.schedule": "step", "optim.step_every": 10, "optim.step_gamma": 0.5, "optim.warmup_steps": 0, "train.eval_every": 10})
     assert [r["lr"] for r in run(cfg).rows] == pytest.approx([1e-3, 5e-4, 2.5e-4, 1.25e-4, 1.25e-4])  # the loop uses it
+
+
+@pytest.mark.integration
+def test_grad_clip_is_torchs_global_norm_clip(tmp_path):
+    """optim.grad_clip scales the whole gradient to norm grad_clip when larger (torch.nn.utils.clip_grad_norm_):
+    with plain SGD the first update moves the weights by lr · grad_clip · |g| / (|g| + 1e-6)."""
+    c = 1e-3
+    cfg = tiny(tmp_path / "clip", **{"optim.name": "sgd", "optim.lr": 0.1, "optim.weight_decay": 0.0, "optim.warmup_steps": 0,
+                                     "optim.grad_clip": c, "train.steps": 1, "train.dtype": "float64"})
+    r = run(cfg)
+    start, moved = load_run(r.run_dir).load_model(0).state_dict(), r.model.state_dict()
+    step = torch.cat([(moved[k] - start[k]).flatten() for k in start])
+    assert step.norm().item() == pytest.approx(0.1 * c, rel=1e-5)
+    # a gradient already within the bound is left alone: a huge bound equals no clipping, bit for bit
+    free = run(cfg.replace(**{"optim.grad_clip": None, "out": None})).model.state_dict()
+    loose = run(cfg.replace(**{"optim.grad_clip": 1e9, "out": None})).model.state_dict()
+    assert all(torch.equal(free[k], loose[k]) for k in free) and not torch.equal(free["W_E"], moved["W_E"])
+    with pytest.raises(ConfigError, match=r"optim.grad_clip=0.0 must be positive \(or None\)"):
+        cfg.replace(**{"optim.grad_clip": 0.0})
 
 
 @pytest.mark.integration

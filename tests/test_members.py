@@ -49,6 +49,8 @@ CASES = {
     "transformer-grokfast-layout": {**TRANSFORMER, "model.norm_position": "pre_replace", "model.transformer_bias": "attn_mlp", "task.nonzero_y": True, "optim.warmup_from_zero": True},
     # the papers' epoch order: the members' training sets differ in size, so their last batches do too
     "mlp-epoch-order": {"train.batch_order": "epoch", "train.batch_size": 16},
+    # Murty et al.'s and Wang et al.'s optimizer: global-norm clipping (tight enough to act) and the linear schedule
+    "mlp-sgd-grad-clip-linear": {"optim.name": "sgd", "optim.lr": 0.05, "optim.momentum": 0.9, "optim.grad_clip": 0.05, "optim.schedule": "linear", "optim.warmup_from_zero": True},
     # every intervention a member runs (on its own module, with its own generator for the noise)
     "grokfast-ema+orthograd+weight-noise": {"reg.grokfast": "ema", "reg.orthograd": True, "reg.weight_noise": 1e-3},
     "grokfast-ma+grad-noise+constrain-norm": {"reg.grokfast": "ma", "reg.grokfast_ma_window": 4, "reg.grad_noise": 1e-3, "reg.constrain_norm": True, "model.arch": "toy", "task.group": "integer", "task.p": 12, "model.d_embed": 4},
@@ -68,6 +70,18 @@ def test_member_equals_its_run_alone_float64(case):
         for k, v in solo.model.state_dict().items():
             assert torch.allclose(mine[k], v, rtol=1e-9, atol=1e-9), (case, k, (mine[k] - v).abs().max().item())
         assert res.summary["val_acc_99_step"] == solo.summary["val_acc_99_step"]
+
+
+@pytest.mark.integration
+def test_members_clip_each_its_own_gradient():
+    """optim.grad_clip per member: one unclipped, one always clipped, one clipped only on large gradients."""
+    cfgs = [base(**{"optim.name": "sgd", "optim.lr": 0.05, "train.seed": i, "optim.grad_clip": c}) for i, c in enumerate((None, 1e-3, 0.3))]
+    assert batchable(cfgs) == (True, "")
+    for res, cfg in zip(run_members(cfgs, write=False), cfgs):
+        solo = run(cfg)
+        assert_rows_close(res.rows, solo.rows, 1e-9)
+        for k, v in solo.model.state_dict().items():
+            assert torch.allclose(res.model.state_dict()[k], v, rtol=1e-9, atol=1e-9), (cfg.optim.grad_clip, k)
 
 
 @pytest.mark.integration

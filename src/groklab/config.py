@@ -398,11 +398,12 @@ class OptimConfig:
     """Warm up as the papers' code does (openai/grok, Nanda et al., danielmamay/grokking: lr·min(k/warmup_steps,
     1)): update 0 has learning rate 0 (Adam's moments still take its gradient) and lr is reached one update
     later than without it."""
-    schedule: Literal["constant", "cosine", "step"] = "constant"
-    """After warm-up: `constant`; `cosine` decay to lr·lr_min_frac at the last step; `step`: multiply by
-    step_gamma every step_every steps."""
+    schedule: Literal["constant", "cosine", "linear", "step"] = "constant"
+    """After warm-up: `constant`; `cosine` decay to lr·lr_min_frac at the last step; `linear` decay to
+    lr·lr_min_frac at the last step (with warmup_from_zero, the `get_linear_schedule_with_warmup` of Hugging
+    Face's transformers, as Murty et al. 2023 train); `step`: multiply by step_gamma every step_every steps."""
     lr_min_frac: float = 0.0
-    """Cosine schedule: the final learning rate as a fraction of lr."""
+    """Cosine and linear schedules: the final learning rate as a fraction of lr."""
     step_every: Optional[int] = None
     """Step schedule: steps (after warm-up) between decays; required with schedule='step'."""
     step_gamma: float = 0.1
@@ -416,6 +417,11 @@ class OptimConfig:
     the same warm-up and schedule (scaled by embed_lr / lr). None: `lr`."""
     embed_weight_decay: Optional[float] = None
     """Weight decay of the embeddings (W_E, W_pos) when it differs from `weight_decay`. None: `weight_decay`."""
+    grad_clip: Optional[float] = None
+    """Clip the gradient's global L2 norm (over every trainable parameter together) to this before each update,
+    as `torch.nn.utils.clip_grad_norm_` does (scale by grad_clip / (norm + 1e-6) when that is below 1). It acts
+    on the gradient the optimizer receives, after the gradient interventions (Grokfast, ⊥Grad, gradient noise).
+    Wang et al. 2024 and Murty et al. 2023 clip at 1. None: no clipping."""
 
     def __post_init__(self) -> None:
         _check_finite(self, "optim")
@@ -426,7 +432,7 @@ class OptimConfig:
         _check(0 <= self.beta2 < 1, f"optim.beta2={self.beta2} must be in [0, 1)")
         _check(0 <= self.momentum < 1, f"optim.momentum={self.momentum} must be in [0, 1)")
         _check(self.warmup_steps >= 0, f"optim.warmup_steps={self.warmup_steps} must be non-negative")
-        _choice("optim.schedule", self.schedule, ("constant", "cosine", "step"))
+        _choice("optim.schedule", self.schedule, ("constant", "cosine", "linear", "step"))
         _check(0.0 <= self.lr_min_frac <= 1.0, f"optim.lr_min_frac={self.lr_min_frac} must be in [0, 1]")
         _check(
             self.schedule != "step" or (self.step_every is not None and self.step_every >= 1),
@@ -447,6 +453,7 @@ class OptimConfig:
         )
         for g in self.no_decay:
             _choice("optim.no_decay", g, NO_DECAY_GROUPS)
+        _check(self.grad_clip is None or self.grad_clip > 0, f"optim.grad_clip={self.grad_clip} must be positive (or None)")
 
 
 @dataclass

@@ -373,6 +373,8 @@ def run(
             loss.backward()
             for h in interventions:
                 h.before_step(model, step)
+            if cfg.optim.grad_clip is not None:  # the gradient the optimizer sees, after the gradient interventions
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
             optimizer.step()
             for h in interventions:
                 h.after_step(model, step)

@@ -3,7 +3,8 @@
 Member i is the run `run(configs[i])` would train alone, computed with the weights of all members stacked
 along a leading K dimension. Each member is built exactly as run() builds it (`torch.manual_seed(seed)`,
 its data set, `build_model`, `build_optimizer`), so it keeps its own seed, split, corruption, init scale,
-learning rate (and schedule, warm-up, embedding lr), weight decay and no-decay groups. Its weights are
+learning rate (and schedule, warm-up, embedding lr), weight decay, no-decay groups and gradient clipping
+(`StackedOptimizer.clip_grads`, each member's own norm). Its weights are
 then stacked, and one step runs every member's own forward pass through the model's own code
 (`torch.func.functional_call` under `torch.func.vmap`), one backward of the sum of the members' losses
 (members share no weights, so each receives the gradient of its own loss), and one update of the stacked
@@ -207,6 +208,20 @@ class StackedOptimizer:
             self.params[n] = self.params[n].detach()[idx.to(self.params[n].device)].requires_grad_(True)
             self.state[n] = {k: v[idx.to(v.device)] for k, v in self.state[n].items()}
             self.hp[n] = {k: [v[i] for i in rows] for k, v in self.hp[n].items()}
+
+    @torch.no_grad()
+    def clip_grads(self, max_norms: list[float | None]) -> None:
+        """run()'s `torch.nn.utils.clip_grad_norm_` per member (optim.grad_clip; None: that member unclipped):
+        member j's norm is the L2 norm of its parameters' gradient norms, its gradients scaled by
+        min(1, max_norm / (norm + 1e-6)), the same arithmetic as torch's."""
+        if all(c is None for c in max_norms):
+            return
+        grads = [p.grad for p in self.params.values() if p.grad is not None]
+        norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads]).norm(dim=0)  # (K,)
+        coef = torch.tensor([math.inf if c is None else c for c in max_norms], dtype=norms.dtype, device=norms.device)
+        coef = (coef / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
 
     @torch.no_grad()
     def step(self, lrs: list[float]) -> None:
@@ -577,6 +592,7 @@ def _run_members(configs: list[RunConfig], write: bool, on_step, rt) -> list[Run
                         h.before_step(mb.model, step)
                 for q in mb.model.parameters():
                     q.grad = None
+            opt.clip_grads([mb.cfg.optim.grad_clip for mb in ms])
             opt.step([lr_at(step, mb.cfg.optim, total) for mb in ms])
             for j, mb in hooked:  # weight noise, the norm constraint: on views of the stack's weights
                 with _member_rng(mb):

@@ -95,16 +95,18 @@ def embedding_groups(model: nn.Module, params: list, cfg: OptimConfig) -> list:
 
 def lr_at(step: int, cfg: OptimConfig, total: int | None = None) -> float:
     """Learning rate of update number `step` (0-based) of `total`: linear warm-up over `warmup_steps`, then
-    the schedule (`constant`; `cosine` from lr down to lr·lr_min_frac at step `total`; `step`: ×step_gamma
-    every step_every updates)."""
+    the schedule (`constant`; `cosine` or `linear` from lr down to lr·lr_min_frac at step `total`; `step`:
+    ×step_gamma every step_every updates)."""
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return cfg.lr * (step + (0 if cfg.warmup_from_zero else 1)) / cfg.warmup_steps
     t = step - cfg.warmup_steps  # updates since the end of warm-up
-    if cfg.schedule == "cosine":
+    if cfg.schedule in ("cosine", "linear"):
         if total is None:
-            raise ValueError("lr_at: the cosine schedule needs the total number of steps")
+            raise ValueError(f"lr_at: the {cfg.schedule} schedule needs the total number of steps")
         frac = min(1.0, t / max(1, total - cfg.warmup_steps))  # reaches lr_min_frac just after the last update
         lo = cfg.lr * cfg.lr_min_frac
+        if cfg.schedule == "linear":  # transformers' get_linear_schedule_with_warmup: lr·(total − k)/(total − warm-up)
+            return lo + (cfg.lr - lo) * (1.0 - frac)
         return lo + (cfg.lr - lo) * 0.5 * (1.0 + math.cos(math.pi * frac))
     if cfg.schedule == "step":
         return cfg.lr * cfg.step_gamma ** (t // cfg.step_every)
