@@ -290,3 +290,24 @@ def test_zero_grad_frac_fires_on_a_collapsing_run():
     last = run(cfg).rows[-1]
     assert last["train_acc"] == 1.0
     assert last["train_zero_grad_frac"] > 0.1
+
+
+def test_wang_and_murty_full_train_with_the_authors_optimizer():
+    """Wang et al. 2024 (simpletransformers' AdamW) and Murty et al. 2023 (training_utils.py): clipping at global
+    norm 1, shuffled epochs; Murty's lr at every step is transformers' linear schedule over 2·10⁶ steps."""
+    from pathlib import Path
+
+    from groklab.presets.recipes import murty2023, wang2024
+    from groklab.presets.recipes.base import Context
+    from groklab.train.optim import lr_at
+
+    full = Context(Path("unused"), "full", print)
+    w = wang2024.config(full)
+    assert (w.optim.grad_clip, w.optim.beta2, w.optim.warmup_steps, w.optim.warmup_from_zero) == (1.0, 0.999, 2000, True)
+    assert set(w.optim.no_decay) == {"bias", "norm"} and w.model.dropout == 0.1 and w.train.batch_order == "epoch"
+    assert w.model.init_std == 0.02 and sorted(w.model.init_overrides) == ["W_O=0.005", "W_out=0.005"]  # 0.02/√(2·8)
+    m = murty2023.config(full)
+    assert (m.optim.grad_clip, m.optim.weight_decay, m.optim.eps, m.train.batch_size, m.train.batch_order) == (1.0, 0.0, 1e-7, 8, "epoch")
+    hf = lambda k: 1e-4 * (k / 10_000 if k < 10_000 else (2_000_000 - k) / (2_000_000 - 10_000))  # noqa: E731
+    for k in (0, 1, 9_999, 10_000, 123_456, m.train.steps - 1):
+        assert lr_at(k, m.optim, m.train.steps) == pytest.approx(hf(k), rel=1e-12, abs=1e-20)

@@ -14,9 +14,14 @@ Paper's setup (`full`): 2000 entities, 200 relations, 20 atomic facts per head, 
 (the paper sweeps 3.6–18), 0.5% of the ID inferred facts held out as the ID test split; GPT-2-shaped decoders
 of 8 layers (d_model 768, 12 heads) from scratch, AdamW lr 1e-4, weight decay 0.1, batch 512, up to 1.5·10⁶
 steps. The graph and its splits follow the authors' generator (composition.ipynb; see tasks/knowledge.py).
+`full` also takes the rest of the authors' training from their code (OSU-NLP-Group/GrokkedTransformer: main.py
+and its simpletransformers Seq2SeqModel.train): AdamW betas (0.9, 0.999), gradients clipped to global norm 1,
+no weight decay on biases and LayerNorms, 2000 warm-up steps from lr 0 then constant, epochs in shuffled
+order (RandomSampler), GPT-2's dropout 0.1 and init (std 0.02, residual projections 0.02/√(2·8)).
 Deviations here (also at `full`): the loss is on the answer token alone (the authors' language-modelling loss
 covers the whole sequence), and atomic facts are padded with a filler token to the inferred facts' length, so
-both kinds are read out at the `=` after three tokens (the authors read an atomic fact at its relation token).
+both kinds are read out at the `=` after three tokens (the authors read an atomic fact at its relation token);
+the unembedding is its own matrix (GPT-2 ties it to the token embedding); float32 (the authors train in fp16).
 
 `quick`: 50 entities, 20 relations, 10 atomic facts per head, 15% of them OOD (so the OOD split has about 110
 facts), 5% of the ID inferred facts as the ID test split (about 170 facts), φ = 7.5 (3688 training facts: 500
@@ -54,9 +59,15 @@ def config(ctx: Context):
     if ctx.scale == "full":
         task = TaskConfig(group="knowledge", n_entities=2000, n_relations=200, out_degree=20, phi=18.0, ood_frac=0.05,
                           id_test_frac=0.005, val_size=3000)
-        model = ModelConfig(arch="transformer", n_layers=8, d_model=768, n_heads=12, d_mlp=3072, layernorm=True, act="gelu")
-        optim = OptimConfig(name="adamw", lr=1e-4, weight_decay=0.1, warmup_steps=1000)
-        train = TrainConfig(steps=1_500_000, batch_size=512, eval_points=120, checkpoint_points=20)
+        # GPT-2's init (Hugging Face's _init_weights): every weight N(0, 0.02²), the residual projections (c_proj:
+        # W_O, W_out) N(0, (0.02/√(2·n_layers))²); GPT-2's dropout 0.1 (the authors' command keeps it)
+        model = ModelConfig(arch="transformer", n_layers=8, d_model=768, n_heads=12, d_mlp=3072, layernorm=True, act="gelu",
+                            dropout=0.1, init_std=0.02, init_overrides=["W_O=0.005", "W_out=0.005"])
+        # simpletransformers' AdamW: betas (0.9, 0.999), clip_grad_norm_ 1.0, no decay on biases and LayerNorms;
+        # constant_schedule_with_warmup over 2000 steps (update 0 at lr 0)
+        optim = OptimConfig(name="adamw", lr=1e-4, weight_decay=0.1, beta2=0.999, warmup_steps=2000, warmup_from_zero=True,
+                            no_decay=["bias", "norm"], grad_clip=1.0)
+        train = TrainConfig(steps=1_500_000, batch_size=512, batch_order="epoch", eval_points=120, checkpoint_points=20)
         return RunConfig(task=task, model=model, optim=optim, train=train)
     E, R, D, phi, steps = ctx.pick(quick=(50, 20, 10, 7.5, 3600), smoke=(40, 6, 4, 2.0, 30))
     task = TaskConfig(group="knowledge", n_entities=E, n_relations=R, out_degree=D, phi=phi, ood_frac=ctx.pick(quick=0.15, smoke=0.1),
