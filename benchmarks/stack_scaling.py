@@ -9,9 +9,9 @@ it) of one model alone and of K = 1, 2, 4, ... 32 stacked copies (`torch.func.fu
 member. When the per-member time does not fall with K, stacking saves only the rest of a step (the optimizer, the
 loop's Python and dispatch), not the model's arithmetic.
 
-Measured 2026-12-07 on the 2-core machine (core 1, the other idle): alone 0.43 ms; per member 0.47 (K = 2),
-0.41 (K = 4–16), 0.55 (K = 32): the stacked activations (K × 577 × 64 floats) leave the cache and every
-elementwise pass over them runs at memory speed.
+Measured 2026-12-07 06:04 UTC on the 2-core machine (`taskset -c 1`, the other core idle, two runs): alone 0.59 ms;
+per member 0.55–0.68 ms at K = 2–4, 0.46–0.55 ms at K = 8–32 (at most 1.3× the run alone): the stacked
+activations (K × 577 × 64 floats) leave the cache and every elementwise pass over them runs at memory speed.
 """
 
 from __future__ import annotations
