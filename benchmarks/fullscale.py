@@ -33,9 +33,12 @@ from pathlib import Path
 
 
 def steps_of(preset_dir: Path) -> tuple[int, int]:
-    """(steps trained, steps budgeted) over every run of a preset directory."""
+    """(steps trained, steps budgeted) over every run of a preset directory (not the runs set aside by `--rerun`
+    under `replaced/`, nor a restarted run's old results)."""
     trained = budget = 0
     for summary in preset_dir.glob("**/summary.json"):
+        if any(part == "replaced" or part.startswith("restarted-") for part in summary.relative_to(preset_dir).parts):
+            continue
         s = json.loads(summary.read_text())
         if "steps" not in s or not isinstance(s.get("steps"), int):
             continue  # a sweep's or an analysis' summary, not a run's

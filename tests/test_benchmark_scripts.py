@@ -89,3 +89,14 @@ def test_fullscale_power_curve_runs_the_sweep_and_reports_crossings(tmp_path, mo
         fs.power_curve(tmp_path / "part", True, 1, [0.5])
     fs.power_curve(tmp_path / "part", True, 1, [0.5], rerun=True)
     assert len(list((tmp_path / "replaced").glob("*/part/runs/*/summary.json"))) == 3 and len(fs.run_times(tmp_path / "part")) == 3
+
+
+def test_fullscale_steps_leave_out_runs_set_aside(tmp_path):
+    """`--rerun` moves a preset's old runs under replaced/ (and a restart under restarted-*/): they are not this
+    measurement's steps."""
+    fs = load("fullscale")
+    for rel, stopped in (("sweeps/a/runs/1", 40), ("sweeps/a/runs/2", None), ("replaced/20261207-000000/sweeps/a/runs/1", 100),
+                         ("sweeps/a/runs/3/restarted-20261207-000000", 100)):
+        (tmp_path / rel).mkdir(parents=True)
+        (tmp_path / rel / "summary.json").write_text(json.dumps({"steps": 100, "stopped_step": stopped}))
+    assert fs.steps_of(tmp_path) == (140, 200)
