@@ -18,7 +18,10 @@ transformer on x/y mod 97 with weight decay 1, training fractions 0.2 … 0.8 ×
 Since a curve can take longer than one sitting, it is resumable (run it again into the same `--out`; two
 processes on one `--out` share the runs) and it also prints the time from each run's own wall time: their
 sum, and what a pool of 2 one-thread workers takes for them in the sweep's order. `--fractions` trains a
-subset of the fractions into `power-curve-<fractions>` (a curve measured in parts, e.g. across sittings).
+subset of the fractions into `power-curve-<fractions>` (a curve measured in parts, e.g. across sittings);
+`power-curve --parts` then prints the whole curve from the parts under `--out` and trains nothing:
+
+    python benchmarks/fullscale.py power-curve --parts --out runs/fullscale
 
 A directory trained under a config the preset no longer uses is refused (one line naming the changed fields);
 `--rerun` sets it aside (a preset's changed runs under `DIR/replaced/<UTC time>/`, as `groklab reproduce
@@ -47,25 +50,24 @@ def steps_of(preset_dir: Path) -> tuple[int, int]:
     return trained, budget
 
 
+def run_time(s: dict, at_crossing: bool = False) -> float:
+    """A finished run's own training wall time (summary.json's wall_time_s). With `at_crossing`, the part of it
+    up to the run's first validation 99% crossing (the time scaled by crossing step / steps trained; the whole
+    time where it never crossed): what the run costs when it stops at the first crossing instead of once 99%
+    has held for the patience (oscillating runs postpone that by thousands of steps, or to the budget)."""
+    t = float(s["wall_time_s"])
+    trained = s.get("stopped_step") or s["steps"]
+    cross = s.get("val_acc_99_step")
+    return t * min(1.0, cross / trained) if at_crossing and cross is not None else t
+
+
 def run_times(sweep_dir: Path, at_crossing: bool = False) -> list[float]:
-    """Each finished run's own training wall time (summary.json's wall_time_s), in the sweep's order. With
-    `at_crossing`, the part of it up to the run's first validation 99% crossing (the time scaled by crossing
-    step / steps trained; the whole time where it never crossed): what the run costs when it stops at the
-    first crossing instead of once 99% has held for the patience (oscillating runs postpone that by
-    thousands of steps, or to the budget)."""
+    """`run_time` of each finished run of a sweep, in the sweep's order."""
     from groklab.sweep.layout import SweepDir
 
     sd = SweepDir(sweep_dir)
-    times = []
-    for rid, *_ in sd.read_spec().points():
-        f = sd.run_dir(rid) / "summary.json"
-        if f.is_file():
-            s = json.loads(f.read_text())
-            t = float(s["wall_time_s"])
-            trained = s.get("stopped_step") or s["steps"]
-            cross = s.get("val_acc_99_step")
-            times.append(t * min(1.0, cross / trained) if at_crossing and cross is not None else t)
-    return times
+    files = [sd.run_dir(rid) / "summary.json" for rid, *_ in sd.read_spec().points()]
+    return [run_time(json.loads(f.read_text()), at_crossing) for f in files if f.is_file()]
 
 
 def list_schedule(durations: list[float], workers: int) -> float:
@@ -90,13 +92,9 @@ def power_curve(out: Path, early_stop: bool, workers: int | None, fractions: lis
     import pandas as pd
 
     from groklab.errors import ConfigError
-    from groklab.presets.recipes import power2022
-    from groklab.presets.recipes.base import Context
     from groklab.sweep import sweep
 
-    base = power2022.transformer(Context(out, "full", print)).replace(out=None)
-    if not early_stop:
-        base = base.replace(**{"train.stop_when": None})
+    base = curve_config(early_stop)
     grid = {"task.train_frac": list(fractions)}
     t = time.perf_counter()
     try:
@@ -113,6 +111,54 @@ def power_curve(out: Path, early_stop: bool, workers: int | None, fractions: lis
     df = res.table()
     steps = {f: [None if pd.isna(v) else int(v) for v in g["val_acc_99_step"]] for f, g in df.groupby("task.train_frac")}
     return time.perf_counter() - t, {f"val 99% at fraction {f:g}": {"passed": True, "detail": str(v)} for f, v in steps.items()}
+
+
+def curve_config(early_stop: bool = True):
+    """power2022's full-scale transformer, the curve's base config (without `train.stop_when` when not `early_stop`)."""
+    from groklab.presets.recipes import power2022
+    from groklab.presets.recipes.base import Context
+
+    base = power2022.transformer(Context(Path("."), "full", print)).replace(out=None)
+    return base if early_stop else base.replace(**{"train.stop_when": None})
+
+
+def curve_from_parts(out: Path) -> list[str]:
+    """The whole curve (7 fractions × 3 seeds) gathered from the parts trained into `out` in several sittings
+    (`power-curve-<fractions>` directories, or a whole `power-curve`), training nothing. Each point of the
+    current config is looked up by its run id in every part, so a run trained under another config, or set
+    aside under replaced/, never counts. Returns the lines to print: the first 99% crossing of each point
+    (censored where a run trained its budget without one), and the time the finished runs took from their own
+    wall times: in all, on a pool of 2 one-thread workers in the curve's order, stopping at the first crossing
+    instead, and without early stop (each run's time scaled by budget / steps trained: an estimate)."""
+    from groklab.sweep.spec import SweepSpec
+
+    spec = SweepSpec.build(curve_config(), {"task.train_frac": FRACTIONS}, 3)
+    parts = sorted(d for d in out.glob("power-curve*/runs") if d.is_dir())
+    found: dict[float, list[str]] = {}
+    summaries = []
+    for rid, o, cfg in spec.points():
+        hits = [d / rid / "summary.json" for d in parts if (d / rid / "summary.json").is_file()]
+        shown = "not trained"
+        if hits:
+            s = json.loads(hits[0].read_text())
+            summaries.append(s)
+            cross = s.get("val_acc_99_step")
+            shown = f"{cross}" if cross is not None else f"censored (not within {s['steps']:,})"
+        elif any((d / rid).is_dir() for d in parts):
+            shown = "unfinished"
+        found.setdefault(o["task.train_frac"], []).append(shown)
+    lines = [f"  val 99% at fraction {f:g} (seeds {', '.join(map(str, spec.seeds))}): {', '.join(v)}" for f, v in found.items()]
+    times = [run_time(s) for s in summaries]
+    first = [run_time(s, at_crossing=True) for s in summaries]
+    nostop = [run_time(s) * s["steps"] / (s.get("stopped_step") or s["steps"]) for s in summaries]
+    trained = sum(s.get("stopped_step") or s["steps"] for s in summaries)
+    lines.append(f"  {len(summaries)} of {len(spec.points())} runs finished (from {len(parts)} part(s) under {out}): "
+                 f"{sum(times) / 3600:.2f} h of one-thread training, {list_schedule(times, 2) / 3600:.2f} h on 2 workers "
+                 f"in the curve's order; stopping at each run's first crossing {sum(first) / 3600:.2f} h / "
+                 f"{list_schedule(first, 2) / 3600:.2f} h; without early stop ≈ {sum(nostop) / 3600:.2f} h / "
+                 f"{list_schedule(nostop, 2) / 3600:.2f} h (estimate); {trained:,} of {sum(s['steps'] for s in summaries):,} "
+                 f"budgeted steps trained")
+    return lines
 
 
 def measure(name: str, out: Path, early_stop: bool, workers: int | None, fractions: list[float] = FRACTIONS,
@@ -137,8 +183,13 @@ def main() -> None:
     ap.add_argument("--no-stop-too", action="store_true", help="also run each preset without early stopping and compare")
     ap.add_argument("--fractions", type=float, nargs="+", default=FRACTIONS, help="power-curve: the training fractions to train")
     ap.add_argument("--rerun", action="store_true", help="set aside runs trained under an older config and train them again")
+    ap.add_argument("--parts", action="store_true",
+                    help="power-curve: print the whole curve from the parts already trained into --out (trains nothing)")
     args = ap.parse_args()
     fractions = sorted(args.fractions)
+    if args.parts:
+        print("\n".join(curve_from_parts(Path(args.out))))
+        return
     for name in args.presets:
         curve = name == "power-curve"
         label = name if not curve or fractions == FRACTIONS else "power-curve-" + "-".join(f"{f:g}" for f in fractions)

@@ -100,3 +100,40 @@ def test_fullscale_steps_leave_out_runs_set_aside(tmp_path):
         (tmp_path / rel).mkdir(parents=True)
         (tmp_path / rel / "summary.json").write_text(json.dumps({"steps": 100, "stopped_step": stopped}))
     assert fs.steps_of(tmp_path) == (140, 200)
+
+
+def test_fullscale_curve_from_parts(tmp_path, monkeypatch):
+    """`power-curve --parts`: the whole curve gathered from parts trained in several sittings, each point found
+    by its current config's run id, so runs set aside or trained under another config never count."""
+    from groklab import presets
+    from groklab.presets.recipes import power2022
+    from groklab.sweep.spec import SweepSpec
+
+    monkeypatch.setattr(power2022, "transformer", lambda ctx: presets.power2022(op="x+y", p=23, steps=100, train_frac=0.2).replace(
+        **{"model.d_model": 16, "model.d_mlp": 64, "train.stop_when": "val_acc>=0.99"}))
+    fs = load("fullscale")
+    pts = {(o["task.train_frac"], o["train.seed"]): rid for rid, o, _ in
+           SweepSpec.build(fs.curve_config(), {"task.train_frac": fs.FRACTIONS}, 3).points()}
+
+    def put(part: str, rid: str, **s):
+        (tmp_path / part / "runs" / rid).mkdir(parents=True, exist_ok=True)
+        if s:
+            (tmp_path / part / "runs" / rid / "summary.json").write_text(json.dumps({"steps": 100, **s}))
+
+    put("power-curve-0.2", pts[(0.2, 0)], wall_time_s=36000.0, stopped_step=None, val_acc_99_step=None)  # censored
+    put("power-curve-0.2", pts[(0.2, 1)], wall_time_s=14400.0, stopped_step=50, val_acc_99_step=25)
+    put("power-curve-0.2", pts[(0.2, 2)])  # started, not finished
+    put("power-curve-0.5-0.6", pts[(0.5, 0)], wall_time_s=7200.0, stopped_step=20, val_acc_99_step=10)
+    put("replaced/20261207-000000/power-curve-0.7", pts[(0.7, 0)], wall_time_s=9.0, stopped_step=9, val_acc_99_step=4)
+    put("power-curve-0.8", "0123456789ab", wall_time_s=9.0, stopped_step=9, val_acc_99_step=4)  # an older config's run
+    lines = fs.curve_from_parts(tmp_path)
+    assert lines[0] == "  val 99% at fraction 0.2 (seeds 0, 1, 2): censored (not within 100), 25, unfinished"
+    assert lines[3] == "  val 99% at fraction 0.5 (seeds 0, 1, 2): 10, not trained, not trained"
+    assert lines[5] == lines[6].replace("0.8", "0.7") == "  val 99% at fraction 0.7 (seeds 0, 1, 2): not trained, not trained, not trained"
+    total = lines[-1]
+    assert total.startswith("  3 of 21 runs finished (from 3 part(s)")  # replaced/ is not a part
+    # 10 + 4 + 2 = 16 h in all; 2 workers in order: 10 | 4 + 2 -> 10 h; at the first crossing 10 + 2 + 1 = 13 h
+    # (10 | 3 -> 10 h); without early stop 10 + 8 + 10 = 28 h (10 | 18 -> 18 h); 170 of 300 steps
+    assert ("16.00 h of one-thread training, 10.00 h on 2 workers in the curve's order; stopping at each run's first "
+            "crossing 13.00 h / 10.00 h; without early stop ≈ 28.00 h / 18.00 h (estimate)") in total
+    assert total.endswith("170 of 300 budgeted steps trained")
