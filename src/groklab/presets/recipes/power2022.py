@@ -54,7 +54,9 @@ evaluation there that still meets it (`train.stop_when`, `train.stop_patience`, 
 the runs dip below 99% for an evaluation or two after they generalize, which restarted the count and cost
 thousands of steps a run; every figure needs only the crossing and the plateau after it), so the runs that grok
 (with weight decay, most fractions) take a fraction of their budget, and the runs that never do (no weight
-decay, small fractions, hard operations) train the whole budget and count as "not within 10⁵ steps". On a GPU:
+decay, small fractions, hard operations) train the whole budget and count as "not within 10⁵ steps". Measured
+(README, 2026-12-07): the weight-decay-1 x/y curve alone (7 fractions × 3 seeds) took 4.56 h of one-thread
+training, 2.34 h on 2 cores, more than half of it the three runs at fraction 0.2. On a GPU:
 `groklab reproduce power2022 --scale full --device cuda`.
 """
 
