@@ -136,7 +136,7 @@ def curve_from_parts(out: Path) -> list[str]:
     parts = sorted(d for d in out.glob("power-curve*/runs") if d.is_dir())
     found: dict[float, list[str]] = {}
     summaries = []
-    for rid, o, cfg in spec.points():
+    for rid, o, _ in spec.points():
         hits = [d / rid / "summary.json" for d in parts if (d / rid / "summary.json").is_file()]
         shown = "not trained"
         if hits:
@@ -188,6 +188,8 @@ def main() -> None:
     args = ap.parse_args()
     fractions = sorted(args.fractions)
     if args.parts:
+        if args.presets != ["power-curve"]:
+            ap.error(f"--parts prints the power curve only: presets={args.presets} is not allowed with it; give power-curve alone")
         print("\n".join(curve_from_parts(Path(args.out))))
         return
     for name in args.presets:
