@@ -81,6 +81,9 @@ def list_schedule(durations: list[float], workers: int) -> float:
     return max(free)
 
 
+FULLSCALE_JSON = "fullscale.json"
+"""Kept in each preset directory `measure` trains: the summed wall time of every call into it."""
+
 FRACTIONS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
 
 
@@ -166,13 +169,20 @@ def measure(name: str, out: Path, early_stop: bool, workers: int | None, fractio
     if name == "power-curve":
         return power_curve(out, early_stop, workers, fractions, rerun)
     from groklab.presets.recipes import reproduce
+    from groklab.store import atomic_write_text
 
-    # (with `rerun`, meant for a changed config, the earlier time is left out: its runs are set aside and trained again)
-    earlier = json.loads((out / "preset.json").read_text()).get("wall_time_s", 0.0) if (out / "preset.json").is_file() and not rerun else 0.0
+    # A directory trained before reuses its finished runs: count the earlier calls' time too (training happened
+    # there), so a call that only recomputes checks does not report minutes of training as seconds. preset.json
+    # holds only the last call's time, so the sum is kept beside it (a directory from before FULLSCALE_JSON:
+    # its preset.json's time). With `rerun`, meant for a changed config, the earlier time is left out: its runs
+    # are set aside and trained again.
+    side, meta = out / FULLSCALE_JSON, out / "preset.json"
+    earlier = (0.0 if rerun or not meta.is_file() else json.loads(side.read_text())["wall_time_s"] if side.is_file()
+               else json.loads(meta.read_text()).get("wall_time_s", 0.0))
     d = reproduce(name, "full", out, workers=workers, report=False, log=None, early_stop=early_stop, rerun=rerun)
-    # A directory trained before reuses its finished runs: count the earlier call's time too (training happened
-    # there), so a rerun that only recomputes checks does not report minutes of training as seconds.
-    return earlier + json.loads((d / "preset.json").read_text())["wall_time_s"], json.loads((d / "checks.json").read_text())
+    total = earlier + json.loads((d / "preset.json").read_text())["wall_time_s"]
+    atomic_write_text(side, json.dumps({"wall_time_s": total}) + "\n")
+    return total, json.loads((d / "checks.json").read_text())
 
 
 def main() -> None:

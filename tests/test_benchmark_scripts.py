@@ -137,3 +137,26 @@ def test_fullscale_curve_from_parts(tmp_path, monkeypatch):
     assert ("16.00 h of one-thread training, 10.00 h on 2 workers in the curve's order; stopping at each run's first "
             "crossing 13.00 h / 10.00 h; without early stop ≈ 28.00 h / 18.00 h (estimate)") in total
     assert total.endswith("170 of 300 budgeted steps trained")
+
+
+def test_fullscale_sums_the_time_of_every_call_into_a_preset_directory(tmp_path, monkeypatch):
+    """A second call into a finished preset directory reuses its runs in seconds and rewrites preset.json with
+    that call's time; the measured time stays the sum of every call's (kept in fullscale.json)."""
+    import groklab.presets.recipes as recipes
+
+    def fake_reproduce(name, scale, out, **kw):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "preset.json").write_text(json.dumps({"preset": name, "wall_time_s": 5.0}))
+        (out / "checks.json").write_text(json.dumps({"c": {"passed": True, "detail": ""}}))
+        return out
+
+    monkeypatch.setattr(recipes, "reproduce", fake_reproduce)
+    fs = load("fullscale")
+    d = tmp_path / "liu2022"
+    assert fs.measure("liu2022", d, True, 1)[0] == 5.0
+    assert fs.measure("liu2022", d, True, 1)[0] == 10.0 and fs.measure("liu2022", d, True, 1)[0] == 15.0
+    assert fs.measure("liu2022", d, True, 1, rerun=True)[0] == 5.0  # runs set aside and trained again
+    old = tmp_path / "old"  # a directory measured before fullscale.json: its preset.json's time counts
+    old.mkdir()
+    (old / "preset.json").write_text(json.dumps({"wall_time_s": 100.0}))
+    assert fs.measure("liu2022", old, True, 1)[0] == 105.0 and fs.measure("liu2022", old, True, 1)[0] == 110.0
