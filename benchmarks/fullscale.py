@@ -35,6 +35,11 @@ import json
 from pathlib import Path
 
 
+def steps_trained(s: dict) -> int:
+    """The steps a finished run trained, from its summary.json: where it stopped, or its whole budget."""
+    return s["stopped_step"] if s.get("stopped_step") is not None else s["steps"]
+
+
 def steps_of(preset_dir: Path) -> tuple[int, int]:
     """(steps trained, steps budgeted) over every run of a preset directory (not the runs set aside by `--rerun`
     under `replaced/`, nor a restarted run's old results)."""
@@ -46,7 +51,7 @@ def steps_of(preset_dir: Path) -> tuple[int, int]:
         if "steps" not in s or not isinstance(s.get("steps"), int):
             continue  # a sweep's or an analysis' summary, not a run's
         budget += s["steps"]
-        trained += s.get("stopped_step") if s.get("stopped_step") is not None else s["steps"]
+        trained += steps_trained(s)
     return trained, budget
 
 
@@ -56,9 +61,8 @@ def run_time(s: dict, at_crossing: bool = False) -> float:
     time where it never crossed): what the run costs when it stops at the first crossing instead of once 99%
     has held for the patience (oscillating runs postpone that by thousands of steps, or to the budget)."""
     t = float(s["wall_time_s"])
-    trained = s.get("stopped_step") or s["steps"]
     cross = s.get("val_acc_99_step")
-    return t * min(1.0, cross / trained) if at_crossing and cross is not None else t
+    return t * min(1.0, cross / steps_trained(s)) if at_crossing and cross is not None else t
 
 
 def run_times(sweep_dir: Path, at_crossing: bool = False) -> list[float]:
@@ -136,10 +140,11 @@ def curve_from_parts(out: Path) -> list[str]:
     from groklab.sweep.spec import SweepSpec
 
     spec = SweepSpec.build(curve_config(), {"task.train_frac": FRACTIONS}, 3)
+    points = spec.points()
     parts = sorted(d for d in out.glob("power-curve*/runs") if d.is_dir())
     found: dict[float, list[str]] = {}
     summaries = []
-    for rid, o, _ in spec.points():
+    for rid, o, _ in points:
         hits = [d / rid / "summary.json" for d in parts if (d / rid / "summary.json").is_file()]
         shown = "not trained"
         if hits:
@@ -153,9 +158,9 @@ def curve_from_parts(out: Path) -> list[str]:
     lines = [f"  val 99% at fraction {f:g} (seeds {', '.join(map(str, spec.seeds))}): {', '.join(v)}" for f, v in found.items()]
     times = [run_time(s) for s in summaries]
     first = [run_time(s, at_crossing=True) for s in summaries]
-    nostop = [run_time(s) * s["steps"] / (s.get("stopped_step") or s["steps"]) for s in summaries]
-    trained = sum(s.get("stopped_step") or s["steps"] for s in summaries)
-    lines.append(f"  {len(summaries)} of {len(spec.points())} runs finished (from {len(parts)} part(s) under {out}): "
+    nostop = [run_time(s) * s["steps"] / steps_trained(s) for s in summaries]
+    trained = sum(steps_trained(s) for s in summaries)
+    lines.append(f"  {len(summaries)} of {len(points)} runs finished (from {len(parts)} part(s) under {out}): "
                  f"{sum(times) / 3600:.2f} h of one-thread training, {list_schedule(times, 2) / 3600:.2f} h on 2 workers "
                  f"in the curve's order; stopping at each run's first crossing {sum(first) / 3600:.2f} h / "
                  f"{list_schedule(first, 2) / 3600:.2f} h; without early stop ≈ {sum(nostop) / 3600:.2f} h / "
@@ -177,8 +182,9 @@ def measure(name: str, out: Path, early_stop: bool, workers: int | None, fractio
     # its preset.json's time). With `rerun`, meant for a changed config, the earlier time is left out: its runs
     # are set aside and trained again.
     side, meta = out / FULLSCALE_JSON, out / "preset.json"
-    earlier = (0.0 if rerun or not meta.is_file() else json.loads(side.read_text())["wall_time_s"] if side.is_file()
-               else json.loads(meta.read_text()).get("wall_time_s", 0.0))
+    earlier = 0.0
+    if meta.is_file() and not rerun:
+        earlier = json.loads((side if side.is_file() else meta).read_text()).get("wall_time_s", 0.0)
     d = reproduce(name, "full", out, workers=workers, report=False, log=None, early_stop=early_stop, rerun=rerun)
     total = earlier + json.loads((d / "preset.json").read_text())["wall_time_s"]
     atomic_write_text(side, json.dumps({"wall_time_s": total}) + "\n")
