@@ -160,3 +160,12 @@ def test_fullscale_sums_the_time_of_every_call_into_a_preset_directory(tmp_path,
     old.mkdir()
     (old / "preset.json").write_text(json.dumps({"wall_time_s": 100.0}))
     assert fs.measure("liu2022", old, True, 1)[0] == 105.0 and fs.measure("liu2022", old, True, 1)[0] == 110.0
+
+
+def test_fullscale_parts_goes_with_the_power_curve_alone():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fullscale.py"), "liu2022", "--parts"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--parts prints the power curve only: presets=['liu2022'] is not allowed" in r.stderr
+    assert "Traceback" not in r.stderr
