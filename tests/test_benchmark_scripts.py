@@ -162,10 +162,11 @@ def test_fullscale_sums_the_time_of_every_call_into_a_preset_directory(tmp_path,
     assert fs.measure("liu2022", old, True, 1)[0] == 105.0 and fs.measure("liu2022", old, True, 1)[0] == 110.0
 
 
-def test_fullscale_parts_goes_with_the_power_curve_alone():
-    import subprocess
-    import sys
-
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fullscale.py"), "liu2022", "--parts"], capture_output=True, text=True)
-    assert r.returncode == 2 and "--parts prints the power curve only: presets=['liu2022'] is not allowed" in r.stderr
-    assert "Traceback" not in r.stderr
+def test_fullscale_parts_goes_with_the_power_curve_alone(monkeypatch, capsys):
+    fs = load("fullscale")
+    monkeypatch.setattr("sys.argv", ["fullscale.py", "liu2022", "--parts"])
+    with pytest.raises(SystemExit) as e:
+        fs.main()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--parts prints the power curve only: presets=['liu2022'] is not allowed" in err
+    assert "Traceback" not in err
