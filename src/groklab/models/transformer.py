@@ -153,8 +153,7 @@ class Attention(nn.Module):
         positions before y, which every query sees; s_rest (N, Tq, S, H) against the S positions from y on,
         query i sitting at rest position first + i and seeing rest keys 0..first + i (unscaled dot products,
         `dots`); values v_prefix (N, P, H, dh), v_rest (N, S, H, dh) -> (N, Tq, d) after W_O. The two parts
-        are never joined into one (N, T, H, dh) key or value tensor (a copy forward and another backward,
-        ~5% of the Power step)."""
+        are never joined into one (N, T, H, dh) key or value tensor (a copy forward and another backward)."""
         N, Tq, P, H = s_prefix.shape
         S = s_rest.shape[2]
         scores = torch.cat([s_prefix, s_rest], 2) * (1.0 / math.sqrt(self.d_head))  # (N, Tq, P + S, H)
