@@ -18,8 +18,8 @@ thread count; vmap-able), the last block runs at the answer position alone, and,
 dropout is off, every layer's activations at the positions before y (which depend on x alone, attention
 being causal) are computed once per possible x and gathered, like a KV cache, and the first layer's
 queries, keys and values at y and = (which depend on y alone), with the scores among them, once per possible
-y; keys and values before y and from y on stay apart (no joined copy of them forward or backward). Logits and gradients equal the
-plain full computation to 1e-12 in float64 (tests/test_determinism.py).
+y; keys and values before y and from y on stay apart (no joined copy of them forward or backward). Logits and
+gradients equal the plain full computation to 1e-12 in float64 (tests/test_determinism.py).
 """
 
 from __future__ import annotations
@@ -240,9 +240,9 @@ class Block(nn.Module):
         x (x and op), and `rest` (B, S, d), the batch's positions from y on; row b's prefix is prefix[x[b]].
         With `y` (the first block, whose input at y and = is the embedding of y alone), `rest` is a table
         (m, S, d) over every possible y, row b's is rest[y[b]]: its queries, keys and values are projected
-        once per y value, the scores among y and = taken on that table, and each row's gathered. Returns the same split, equal to the block on the whole sequences.
-        With `last`, only the answer position of `rest` (B, 1, d) and no prefix (nothing reads it after the
-        last block)."""
+        once per y value, the scores among y and = taken on that table, and each row's gathered. Returns the
+        same split, equal to the block on the whole sequences. With `last`, only the answer position of `rest`
+        (B, 1, d) and no prefix (nothing reads it after the last block)."""
         a, ln1, ln2 = self.attn, self.ln1, self.ln2
         prefix, rest = self.enter(prefix), self.enter(rest)  # row-wise, so the y table may enter before its gather
         qkv_p = a.project(self.inp(ln1, prefix))  # (m, P, 3, H, dh)
@@ -250,7 +250,7 @@ class Block(nn.Module):
         S = qkv_r.shape[1]
         queries = slice(S - 1, S) if last else slice(0, S)  # the last block's output is read at = alone
         # Each row's keys and values before y: its x's, gathered (index_select: a deterministic backward).
-        # (The tables are made contiguous first: a gather of whole rows is a copy per row, ~2× faster.)
+        # (Each table is made contiguous first, so the gather copies whole rows.)
         k_p, v_p = (qkv_p[:, :, i].contiguous().index_select(0, x) for i in (1, 2))  # (B, P, H, dh)
         q_r, k_r, v_r = qkv_r.unbind(2)  # (B or m, S, H, dh)
         if y is None:
