@@ -253,15 +253,13 @@ class Block(nn.Module):
         # (Each table is made contiguous first, so the gather copies whole rows.)
         k_p, v_p = (qkv_p[:, :, i].contiguous().index_select(0, x) for i in (1, 2))  # (B, P, H, dh)
         q_r, k_r, v_r = qkv_r.unbind(2)  # (B or m, S, H, dh)
-        if y is None:
-            q_r = q_r[:, queries]
-            s_r = dots(q_r, k_r)  # (B, Tq, S, H)
-        else:
-            # The scores among y and = depend on y alone: computed on the table, then gathered with the
-            # queries and values each row needs (its keys at y and = are read only through these scores).
-            s_r = dots(q_r[:, queries], k_r).index_select(0, y)  # (B, Tq, S, H)
-            q_r, v_r = q_r[:, queries].contiguous().index_select(0, y), v_r.contiguous().index_select(0, y)
-            rest = rest.index_select(0, y)
+        q_r = q_r[:, queries]
+        s_r = dots(q_r, k_r)  # (B, Tq, S, H), or (m, Tq, S, H) over y
+        if y is not None:
+            # The scores among y and = depend on y alone: taken on the table, then gathered with the queries
+            # and values each row needs (its keys at y and = are read only through these scores).
+            s_r, rest = s_r.index_select(0, y), rest.index_select(0, y)
+            q_r, v_r = q_r.contiguous().index_select(0, y), v_r.contiguous().index_select(0, y)
         att = a.attend_split(dots(q_r, k_p), s_r, v_p, v_r, S - 1 if last else 0)  # (B, Tq, d)
 
         def mlp(t: torch.Tensor) -> torch.Tensor:
